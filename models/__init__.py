@@ -1,0 +1,1 @@
+"""Shared package of Atari Pixels: environments, agents, data formats, models and checkpoints."""

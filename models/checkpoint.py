@@ -1,0 +1,93 @@
+"""One checkpoint format for every stage.
+
+A checkpoint is a dict ``{"stage", "model", "config", "step", "metrics", ...extra}`` written to a
+temporary file and renamed, and read back with ``weights_only=True``: it is data, never code."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.cli import UserError
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable, or made for something else."""
+
+
+def model_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of a module, without the ``_orig_mod.`` prefix torch.compile adds."""
+    module = getattr(module, "_orig_mod", module)
+    return {k.removeprefix("_orig_mod."): v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def atomic_write(path: str | os.PathLike, write: Any) -> None:
+    """Call ``write(tmp_path)`` and rename the result onto ``path``, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path: str | os.PathLike, *, stage: str, model: torch.nn.Module | dict, config: Any,
+                    step: int, metrics: dict[str, float] | None = None, **extra: Any) -> None:
+    """Write a checkpoint atomically. ``config`` is a dataclass or a dict; ``extra`` holds more state
+    (optimizer, other networks) made only of tensors, numbers, strings, lists and dicts."""
+    state = model_state(model) if isinstance(model, torch.nn.Module) else model
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "stage": stage,
+        "model": state,
+        "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
+        "step": int(step),
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        **extra,
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike, stage: str | None = None, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint; raise CheckpointError with one sentence naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} could not be read (truncated or not a checkpoint): {reason[:200]}") from exc
+    if not isinstance(payload, dict) or "model" not in payload or "stage" not in payload:
+        raise CheckpointError(f"checkpoint {path} is not an Atari Pixels checkpoint (no 'stage'/'model' entries)")
+    if stage is not None and payload["stage"] != stage:
+        raise CheckpointError(f"checkpoint {path} belongs to stage '{payload['stage']}', not '{stage}'")
+    return payload
+
+
+def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "checkpoint") -> Any:
+    """Rebuild a config dataclass from a checkpoint, refusing fields the class does not know."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(payload["config"]) - names
+    if unknown:
+        raise CheckpointError(f"checkpoint {path} has config fields {sorted(unknown)} unknown to {cls.__name__}")
+    return cls(**payload["config"])
+
+
+def load_state(module: torch.nn.Module, state: dict, path: str | os.PathLike = "checkpoint") -> None:
+    """Load weights, turning a shape or key mismatch into one sentence."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"checkpoint {path} does not match the model it is loaded into: {first[:200]}") from exc
