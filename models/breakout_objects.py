@@ -1,0 +1,78 @@
+"""Breakout's objects read from RGB pixels (uint8 (..., 210, 160, 3)): paddle, ball and bricks.
+
+Used by the scripted player and by every world-model metric. The paddle and the ball share the
+colour (200, 72, 72) with the lowest row of bricks, so each is searched for in its own rows."""
+from __future__ import annotations
+
+import numpy as np
+
+BALL_PADDLE_RGB = (200, 72, 72)
+FIELD_X = (8, 152)            # columns inside the side walls
+PADDLE_ROWS = (189, 193)      # the paddle is 4 rows tall
+BALL_ROWS = (32, 189)         # between the score area and the paddle
+BRICK_ROWS = (57, 93)         # six rows of bricks, each 6 pixels tall
+RED_BRICK_ROWS = (57, 63)
+BRICK_PIXELS = 6 * 8
+NUM_BRICKS = 6 * 18
+
+
+def _red_mask(frames: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
+    """Boolean (B, rows, field width) mask of the ball/paddle colour."""
+    region = frames[..., rows[0]:rows[1], FIELD_X[0]:FIELD_X[1], :]
+    return np.all(region == np.asarray(BALL_PADDLE_RGB, np.uint8), axis=-1)
+
+
+def _as_batch(frames: np.ndarray) -> tuple[np.ndarray, bool]:
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        return frames[None], True
+    return frames, False
+
+
+def paddle_x(frames: np.ndarray) -> np.ndarray:
+    """Centre column of the paddle in pixels, NaN where no paddle is visible. (B,) or scalar."""
+    batch, single = _as_batch(frames)
+    mask = _red_mask(batch, PADDLE_ROWS).any(axis=1)  # (B, W)
+    cols = np.arange(FIELD_X[0], FIELD_X[1], dtype=np.float64)
+    count = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = np.where(count > 0, (mask * cols).sum(axis=1) / count, np.nan)
+    return x[0] if single else x
+
+
+def _ball_mask(batch: np.ndarray) -> np.ndarray:
+    """(B, H, W) mask of ball pixels: the red colour between the score and the paddle, minus whole
+    red bricks (a column red through all six rows of the red brick band is a brick, not the ball)."""
+    mask = _red_mask(batch, BALL_ROWS)
+    lo, hi = RED_BRICK_ROWS[0] - BALL_ROWS[0], RED_BRICK_ROWS[1] - BALL_ROWS[0]
+    brick_cols = mask[:, lo:hi, :].all(axis=1)  # (B, W)
+    mask[:, lo:hi, :] &= ~brick_cols[:, None, :]
+    return mask
+
+
+def ball_position(frames: np.ndarray) -> np.ndarray:
+    """(row, column) of the ball's centre in pixels, NaN where no ball is visible. (B, 2) or (2,)."""
+    batch, single = _as_batch(frames)
+    mask = _ball_mask(batch)
+    rows = np.arange(BALL_ROWS[0], BALL_ROWS[1], dtype=np.float64)
+    cols = np.arange(FIELD_X[0], FIELD_X[1], dtype=np.float64)
+    count = mask.sum(axis=(1, 2)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(count > 0, (mask.sum(axis=2) * rows).sum(axis=1) / count, np.nan)
+        c = np.where(count > 0, (mask.sum(axis=1) * cols).sum(axis=1) / count, np.nan)
+    pos = np.stack([r, c], axis=-1)
+    return pos[0] if single else pos
+
+
+def ball_present(frames: np.ndarray) -> np.ndarray:
+    """True where a ball is visible. (B,) or scalar."""
+    return ~np.isnan(ball_position(frames)[..., 0])
+
+
+def bricks_remaining(frames: np.ndarray) -> np.ndarray:
+    """Number of bricks left (0-108), from the non-black pixels of the brick band. (B,) or scalar."""
+    batch, single = _as_batch(frames)
+    band = batch[:, BRICK_ROWS[0]:BRICK_ROWS[1], FIELD_X[0]:FIELD_X[1], :].any(axis=-1)
+    count = np.rint(band.sum(axis=(1, 2)) / BRICK_PIXELS).astype(np.int64)
+    count = np.minimum(count, NUM_BRICKS)
+    return count[0] if single else count
