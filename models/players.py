@@ -1,0 +1,163 @@
+"""Who plays the recorded games: a uniform random player, the trained agent, and a scripted
+Breakout player that reads the ball and paddle from the pixels and follows the ball.
+
+Every player has ``reset()`` (a new game begins) and ``act(frame, prev_action, rng) -> int``: the
+action for ``frame`` (RGB uint8 (210, 160, 3), the game as it stands), given the action the game
+really received on the previous step (None on the first), which differs from the player's own
+choice when the recorder swapped in a random action."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from models.atari import FrameStack
+from models.breakout_objects import FIELD_X, PADDLE_ROWS, ball_position, paddle_x
+from models.cli import UserError
+from models.dqn import Policy, load_policy
+
+PLAYER_KINDS = ("random", "scripted", "agent")
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "pretrained"
+
+
+class Player(Protocol):
+    kind: str
+
+    def reset(self) -> None: ...
+
+    def act(self, frame: np.ndarray, prev_action: int | None, rng: np.random.Generator) -> int: ...
+
+
+class RandomPlayer:
+    """Uniform random actions: poor play, but every move the game allows."""
+
+    kind = "random"
+
+    def __init__(self, num_actions: int):
+        self.num_actions = num_actions
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, frame: np.ndarray, prev_action: int | None, rng: np.random.Generator) -> int:
+        return int(rng.integers(self.num_actions))
+
+
+class AgentPlayer:
+    """The trained DQN agent, fed exactly the frame stacks it saw in training (continuous across lives)."""
+
+    kind = "agent"
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.stack = FrameStack(policy.stack)
+        self.started = False
+
+    def reset(self) -> None:
+        self.started = False
+
+    def act(self, frame: np.ndarray, prev_action: int | None, rng: np.random.Generator) -> int:
+        obs = self.stack.push(frame) if self.started else self.stack.reset(frame)
+        self.started = True
+        return int(self.policy.act(obs[None], rng)[0])
+
+
+def reflect(x: float, lo: float, hi: float) -> float:
+    """Where a point moving freely along x ends up between walls at ``lo`` and ``hi`` (mirror bounces)."""
+    width = hi - lo
+    y = (x - lo) % (2 * width)
+    return lo + (2 * width - y if y > width else y)
+
+
+class BreakoutFollower:
+    """A scripted Breakout player: while the ball falls, bring the paddle under the point where it
+    will land (straight-line flight from its velocity over two frames, mirrored at the side walls),
+    shifted by a random offset drawn once per fall so that the ball leaves the paddle at varied
+    angles; while it rises, follow its column. FIRE serves whenever no ball is in play.
+
+    The paddle answers late: at frame skip 4 a move shifts it about ``HALF_MOVE_PX`` within its own
+    step and as much again in the next one. So the player picks the move whose resting place (the
+    paddle now, plus what the previous action still adds, plus this move's two halves) is nearest
+    the target; reacting to the paddle's position alone makes it swing past the ball.
+
+    It clears far more bricks than a young agent, so recordings reach the late game."""
+
+    kind = "scripted"
+    BALL_HALF_WIDTH = 1.0    # the ball is 2 pixels wide
+    HALF_MOVE_PX = 11.0      # paddle shift per half of one RIGHT/LEFT step (measured at frame skip 4)
+
+    def __init__(self, action_names: list[str], aim_noise_px: float = 3.0):
+        missing = {"NOOP", "FIRE", "RIGHT", "LEFT"} - set(action_names)
+        if missing:
+            raise UserError(f"the scripted player needs actions {sorted(missing)}, which this game lacks")
+        self.noop, self.fire, self.right, self.left = (action_names.index(a) for a in ("NOOP", "FIRE", "RIGHT", "LEFT"))
+        self.direction = {self.right: 1.0, self.left: -1.0}
+        self.aim_noise_px = aim_noise_px
+        self.reset()
+
+    def reset(self) -> None:
+        self.last_ball: np.ndarray | None = None
+        self.falling = False
+        self.offset = 0.0
+
+    def act(self, frame: np.ndarray, prev_action: int | None, rng: np.random.Generator) -> int:
+        ball = ball_position(frame)   # (row, col), NaN when no ball is in play
+        paddle = paddle_x(frame)
+        if np.isnan(ball[0]):
+            self.last_ball = None
+            return self.fire
+        target = self._target(ball, rng)
+        self.last_ball = ball
+        if np.isnan(paddle):
+            return self.noop
+        carry = self.HALF_MOVE_PX * self.direction.get(prev_action, 0.0)
+        moves = (self.noop, self.right, self.left)  # NOOP first: it wins ties
+        rest = [paddle + carry + 2 * self.HALF_MOVE_PX * self.direction.get(a, 0.0) for a in moves]
+        return moves[int(np.argmin([abs(r - target) for r in rest]))]
+
+    def _target(self, ball: np.ndarray, rng: np.random.Generator) -> float:
+        """The paddle-centre column to aim for."""
+        if self.last_ball is None:
+            return float(ball[1])
+        d_row, d_col = ball - self.last_ball
+        falling = d_row > 0
+        if falling and not self.falling:
+            self.offset = float(np.clip(rng.normal(0.0, self.aim_noise_px), -2 * self.aim_noise_px, 2 * self.aim_noise_px))
+        self.falling = falling
+        if not falling:
+            return float(ball[1])
+        steps = (PADDLE_ROWS[0] - ball[0]) / d_row
+        landing = reflect(ball[1] + d_col * steps, FIELD_X[0] + self.BALL_HALF_WIDTH, FIELD_X[1] - self.BALL_HALF_WIDTH)
+        return landing + self.offset
+
+
+SCRIPTED_PLAYERS = {"Breakout": BreakoutFollower}
+
+
+def check_scripted_supported(game: str) -> None:
+    if game not in SCRIPTED_PLAYERS:
+        raise UserError(f"no scripted player for {game} (only {', '.join(SCRIPTED_PLAYERS)}): "
+                        f"use --percent_scripted 0")
+
+
+def shipped_agent_path(game: str) -> Path | None:
+    """The agent shipped in checkpoints/pretrained/ for ``game`` (``dqn_<game>.pt``), if there is one."""
+    path = PRETRAINED_DIR / f"dqn_{game.lower()}.pt"
+    return path if path.is_file() else None
+
+
+def make_player(kind: str, game: str, action_names: list[str], checkpoint_path: str | None = None,
+                device: str | torch.device = "cpu") -> Player:
+    """Build one player; the agent needs ``checkpoint_path``."""
+    if kind == "random":
+        return RandomPlayer(len(action_names))
+    if kind == "scripted":
+        check_scripted_supported(game)
+        return SCRIPTED_PLAYERS[game](action_names)
+    if kind == "agent":
+        if checkpoint_path is None:
+            raise UserError("agent games need a checkpoint: give --checkpoint_path")
+        return AgentPlayer(load_policy(checkpoint_path, device))
+    raise ValueError(f"unknown player kind {kind!r}")

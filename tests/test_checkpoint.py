@@ -1,0 +1,62 @@
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
+
+
+@dataclass
+class NetConfig:
+    width: int = 3
+
+
+def test_round_trip_keeps_weights_config_step_and_metrics(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    path = tmp_path / "a" / "net.pt"
+    save_checkpoint(path, stage="toy", model=net, config=NetConfig(), step=12, metrics={"score": 4}, note="x")
+    payload = load_checkpoint(path, stage="toy")
+    assert payload["step"] == 12 and payload["metrics"] == {"score": 4.0} and payload["note"] == "x"
+    assert config_from_checkpoint(payload, NetConfig) == NetConfig()
+    other = torch.nn.Linear(3, 2)
+    load_state(other, payload["model"])
+    assert torch.equal(other.weight, net.weight)
+    assert [p.name for p in path.parent.iterdir()] == ["net.pt"]  # no temporary file left behind
+
+
+def test_compiled_prefix_is_stripped(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    wrapper = torch.nn.Module()
+    wrapper._orig_mod = net  # what torch.compile's OptimizedModule looks like
+    save_checkpoint(tmp_path / "c.pt", stage="toy", model=wrapper, config={}, step=0)
+    assert set(load_checkpoint(tmp_path / "c.pt")["model"]) == {"weight", "bias"}
+
+
+def test_missing_truncated_foreign_and_wrong_stage_files_get_one_sentence(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pt")
+    save_checkpoint(tmp_path / "ok.pt", stage="dqn", model=torch.nn.Linear(2, 2), config={}, step=0)
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an Atari Pixels checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="belongs to stage 'dqn', not 'latent_action'"):
+        load_checkpoint(tmp_path / "ok.pt", stage="latent_action")
+
+
+def test_mismatched_weights_and_config_are_refused(tmp_path):
+    save_checkpoint(tmp_path / "n.pt", stage="toy", model=torch.nn.Linear(3, 2), config={"depth": 2}, step=0)
+    payload = load_checkpoint(tmp_path / "n.pt")
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_state(torch.nn.Linear(4, 2), payload["model"])
+    with pytest.raises(CheckpointError, match="unknown to NetConfig"):
+        config_from_checkpoint(payload, NetConfig)
+
+
+def test_code_in_a_checkpoint_is_not_executed(tmp_path):
+    torch.save({"stage": "dqn", "model": {}, "obj": NetConfig()}, tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_checkpoint(tmp_path / "pickled.pt")
