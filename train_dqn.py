@@ -35,7 +35,7 @@ class TrainConfig:
     total_steps: int = arg(1_000_000, "agent steps to train for, summed over all games (one agent step = 4 emulator frames)")
     max_episodes: int = arg(0, "stop after this many finished games (0: no limit)")
     num_envs: int = arg(8, "games stepped together, one network call acting for all")
-    buffer_size: int = arg(300_000, "replay capacity in agent steps (each 84x84 frame stored once)")
+    buffer_size: int = arg(300_000, "replay capacity in frames (about one per agent step; each 84x84 frame stored once)")
     min_buffer: int = arg(20_000, "agent steps collected before learning starts")
     batch_size: int = arg(32, "transitions per gradient step")
     learning_rate: float = arg(1e-4, "Adam learning rate")
@@ -76,6 +76,9 @@ class TrainConfig:
                        "target_update_every", "frame_stack", "eval_episodes", "save_freq", "log_every",
                        "max_steps_per_episode", "eval_every")
         check_positive(self, "max_episodes", "min_buffer", "threads", allow_zero=True)
+        smallest = self.num_envs * (self.frame_stack + self.n_step + 1)
+        if self.buffer_size < smallest:
+            raise ValueError(f"--buffer_size must be at least {smallest} (num_envs * (frame_stack + n_step + 1))")
         if self.min_buffer > self.buffer_size:
             raise ValueError(f"--min_buffer ({self.min_buffer}) cannot exceed --buffer_size ({self.buffer_size})")
         if not 0.0 <= self.explore_envs <= 1.0:

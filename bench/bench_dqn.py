@@ -5,22 +5,15 @@ emulator's agent steps per second, from which the training throughput (agent ste
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
+from bench.timing import time_call
 from models.atari import make_agent_vector_env
 from models.dqn import DQNAgent, QNetworkConfig
 from models.runtime import pick_device
 
-
-def time_call(fn, repeats: int) -> float:
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
 
 
 def main() -> None:

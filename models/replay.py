@@ -3,12 +3,13 @@
 Each frame is stored once. Every env owns a circular stream of ``capacity // num_envs`` slots, one
 per frame; a slot also holds the transition (action, reward, done) that starts from its frame. Frame
 stacks and n-step returns are rebuilt at sampling time from neighbouring slots, so 300k frames take
-about 2 GB instead of the ~17 GB that stored 8-frame stacks (twice, for next states) would take.
+about 2 GB, where one stored 8-frame stack per transition would take 17 GB.
 
 Stream layout of one env, by counter (how many frames the env had written before this one; the
 frame with counter ``c`` lives in slot ``c % slots_per_env``):
 
-    game 1: f0 f1 ... fk        fk is the frame after the game's last action: no transition starts there
+    game 1: f0 f1 ... fk        fk, the frame after the game's last action, starts no transition
+                                (its slot is the price of bootstrapping truncated games)
     game 2: g0 g1 ...           g0 is the reset frame; stacks before g0+stack-1 repeat g0
 
 A life loss is a ``done`` inside a game: returns stop there, but stacks run on across it."""
