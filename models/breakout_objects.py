@@ -11,7 +11,6 @@ FIELD_X = (8, 152)            # columns inside the side walls
 PADDLE_ROWS = (189, 193)      # the paddle is 4 rows tall
 BALL_ROWS = (32, 189)         # between the score area and the paddle
 BRICK_ROWS = (57, 93)         # six rows of bricks, each 6 pixels tall
-RED_BRICK_ROWS = (57, 63)
 BRICK_PIXELS = 6 * 8
 NUM_BRICKS = 6 * 18
 
@@ -19,7 +18,8 @@ NUM_BRICKS = 6 * 18
 def _red_mask(frames: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
     """Boolean (B, rows, field width) mask of the ball/paddle colour."""
     region = frames[..., rows[0]:rows[1], FIELD_X[0]:FIELD_X[1], :]
-    return np.all(region == np.asarray(BALL_PADDLE_RGB, np.uint8), axis=-1)
+    r, g, b = BALL_PADDLE_RGB
+    return (region[..., 0] == r) & (region[..., 1] == g) & (region[..., 2] == b)
 
 
 def _as_batch(frames: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -41,12 +41,20 @@ def paddle_x(frames: np.ndarray) -> np.ndarray:
 
 
 def _ball_mask(batch: np.ndarray) -> np.ndarray:
-    """(B, H, W) mask of ball pixels: the red colour between the score and the paddle, minus whole
-    red bricks (a column red through all six rows of the red brick band is a brick, not the ball)."""
+    """(B, H, W) mask of ball pixels between the score and the paddle.
+
+    Below and above the wall the ball is the only thing drawn, in red. Inside the brick band it takes
+    the colour of the band it crosses, so there it is any lit pixel of a brick cell (6 x 8 pixels)
+    that is not lit whole: a whole lit cell is a brick."""
+    region = batch[:, BALL_ROWS[0]:BALL_ROWS[1], FIELD_X[0]:FIELD_X[1], :]
+    lit = (region[..., 0] | region[..., 1] | region[..., 2]) != 0  # (B, H, W)
     mask = _red_mask(batch, BALL_ROWS)
-    lo, hi = RED_BRICK_ROWS[0] - BALL_ROWS[0], RED_BRICK_ROWS[1] - BALL_ROWS[0]
-    brick_cols = mask[:, lo:hi, :].all(axis=1)  # (B, W)
-    mask[:, lo:hi, :] &= ~brick_cols[:, None, :]
+    lo, hi = BRICK_ROWS[0] - BALL_ROWS[0], BRICK_ROWS[1] - BALL_ROWS[0]
+    band = lit[:, lo:hi, :]
+    b, h, w = band.shape
+    cells = band.reshape(b, h // 6, 6, w // 8, 8)               # (B, 6 rows, 6, 18 columns, 8)
+    whole = cells.all(axis=(2, 4), keepdims=True)
+    mask[:, lo:hi, :] = (cells & ~whole).reshape(b, h, w)
     return mask
 
 
@@ -72,7 +80,8 @@ def ball_present(frames: np.ndarray) -> np.ndarray:
 def bricks_remaining(frames: np.ndarray) -> np.ndarray:
     """Number of bricks left (0-108), from the non-black pixels of the brick band. (B,) or scalar."""
     batch, single = _as_batch(frames)
-    band = batch[:, BRICK_ROWS[0]:BRICK_ROWS[1], FIELD_X[0]:FIELD_X[1], :].any(axis=-1)
+    region = batch[:, BRICK_ROWS[0]:BRICK_ROWS[1], FIELD_X[0]:FIELD_X[1], :]
+    band = (region[..., 0] | region[..., 1] | region[..., 2]) != 0
     count = np.rint(band.sum(axis=(1, 2)) / BRICK_PIXELS).astype(np.int64)
     count = np.minimum(count, NUM_BRICKS)
     return count[0] if single else count

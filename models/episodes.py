@@ -114,3 +114,45 @@ def list_episode_files(directory: str | os.PathLike) -> list[Path]:
     if not files:
         raise EpisodeError(f"episode folder {directory} holds no {EPISODE_SUFFIX} episode files")
     return files
+
+
+def read_episode_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of one episode file, without decompressing its frames (fast enough to scan a
+    folder of thousands of games); a missing, truncated or foreign file gets one clear sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise EpisodeError(f"episode file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "metadata" not in data.files or "frames" not in data.files:
+                raise EpisodeError(f"episode file {path} is not an episode archive (no frames or metadata)")
+            text = str(data["metadata"])
+    except EpisodeError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise EpisodeError(f"episode file {path} is truncated or corrupt ({type(exc).__name__})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EpisodeError(f"episode file {path} has unreadable metadata") from exc
+
+
+def write_manifest(path: str | os.PathLike, games: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Write the manifest of a recording folder atomically: ``{"summary": ..., "games": [...]}``,
+    one entry per game (file, who played, length, score...)."""
+    text = json.dumps({"summary": summary, "games": games}, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a manifest written by ``write_manifest``; a missing or foreign file gets one clear sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise EpisodeError(f"manifest {path} does not exist (record games with record_videos.py)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EpisodeError(f"manifest {path} is not valid JSON") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("games"), list):
+        raise EpisodeError(f"manifest {path} is not a recording manifest (no 'games' list)")
+    return manifest

@@ -80,7 +80,8 @@ class BreakoutFollower:
     The paddle answers late: at frame skip 4 a move shifts it about ``HALF_MOVE_PX`` within its own
     step and as much again in the next one. So the player picks the move whose resting place (the
     paddle now, plus what the previous action still adds, plus this move's two halves) is nearest
-    the target; reacting to the paddle's position alone makes it swing past the ball.
+    the target, or, when the ball arrives within the next step, the move whose position after this
+    step is; reacting to the paddle's position alone makes it swing past the ball.
 
     It clears far more bricks than a young agent, so recordings reach the late game."""
 
@@ -108,29 +109,32 @@ class BreakoutFollower:
         if np.isnan(ball[0]):
             self.last_ball = None
             return self.fire
-        target = self._target(ball, rng)
+        target, steps_left = self._target(ball, rng)
         self.last_ball = ball
         if np.isnan(paddle):
             return self.noop
         carry = self.HALF_MOVE_PX * self.direction.get(prev_action, 0.0)
+        # the ball meets the paddle within the next step: only the paddle's position then matters
+        reach = 1.0 if steps_left < 1.5 else 2.0
         moves = (self.noop, self.right, self.left)  # NOOP first: it wins ties
-        rest = [paddle + carry + 2 * self.HALF_MOVE_PX * self.direction.get(a, 0.0) for a in moves]
-        return moves[int(np.argmin([abs(r - target) for r in rest]))]
+        ends = [paddle + carry + reach * self.HALF_MOVE_PX * self.direction.get(a, 0.0) for a in moves]
+        return moves[int(np.argmin([abs(e - target) for e in ends]))]
 
-    def _target(self, ball: np.ndarray, rng: np.random.Generator) -> float:
-        """The paddle-centre column to aim for."""
+    def _target(self, ball: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+        """The paddle-centre column to aim for, and the agent steps until the ball reaches the paddle
+        (infinite while it rises)."""
         if self.last_ball is None:
-            return float(ball[1])
+            return float(ball[1]), np.inf
         d_row, d_col = ball - self.last_ball
         falling = d_row > 0
         if falling and not self.falling:
             self.offset = float(np.clip(rng.normal(0.0, self.aim_noise_px), -2 * self.aim_noise_px, 2 * self.aim_noise_px))
         self.falling = falling
         if not falling:
-            return float(ball[1])
+            return float(ball[1]), np.inf
         steps = (PADDLE_ROWS[0] - ball[0]) / d_row
         landing = reflect(ball[1] + d_col * steps, FIELD_X[0] + self.BALL_HALF_WIDTH, FIELD_X[1] - self.BALL_HALF_WIDTH)
-        return landing + self.offset
+        return landing + self.offset, steps
 
 
 SCRIPTED_PLAYERS = {"Breakout": BreakoutFollower}
@@ -143,9 +147,14 @@ def check_scripted_supported(game: str) -> None:
 
 
 def shipped_agent_path(game: str) -> Path | None:
-    """The agent shipped in checkpoints/pretrained/ for ``game`` (``dqn_<game>.pt``), if there is one."""
+    """The agent shipped in checkpoints/pretrained/ for ``game`` (``dqn_<game>.pt``), if there is one.
+
+    Relative to the working directory when inside it, so that episode metadata names the same
+    checkpoint on every machine that runs a shard from the repository root."""
     path = PRETRAINED_DIR / f"dqn_{game.lower()}.pt"
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def make_player(kind: str, game: str, action_names: list[str], checkpoint_path: str | None = None,

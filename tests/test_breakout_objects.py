@@ -1,0 +1,56 @@
+"""Tests for models/breakout_objects.py on real emulator frames and on frames edited by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.atari import make_rgb_env
+from models.breakout_objects import (BALL_PADDLE_RGB, BRICK_ROWS, FIELD_X, NUM_BRICKS, ball_position, ball_present,
+                                     bricks_remaining, paddle_x)
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    """The frame after reset, then 20 steps after serving: (21, 210, 160, 3)."""
+    env = make_rgb_env("Breakout")
+    first, _ = env.reset(seed=0)
+    out = [first] + [env.step(1)[0] for _ in range(20)]
+    env.close()
+    return np.stack(out)
+
+
+def test_start_of_game(frames: np.ndarray) -> None:
+    assert bricks_remaining(frames[0]) == NUM_BRICKS
+    assert not ball_present(frames[0])
+    assert FIELD_X[0] < paddle_x(frames[0]) < FIELD_X[1]
+
+
+def test_served_ball_is_found_and_moves(frames: np.ndarray) -> None:
+    rows = ball_position(frames[1:5])[:, 0]
+    assert ball_present(frames[1:5]).all()
+    assert np.all(np.diff(rows) > 0)  # the serve goes down toward the paddle
+
+
+def test_batch_agrees_with_single_frames(frames: np.ndarray) -> None:
+    np.testing.assert_array_equal(paddle_x(frames), [paddle_x(f) for f in frames])
+    np.testing.assert_array_equal(ball_position(frames), [ball_position(f) for f in frames])
+    np.testing.assert_array_equal(bricks_remaining(frames), [bricks_remaining(f) for f in frames])
+
+
+def test_hand_edited_frames(frames: np.ndarray) -> None:
+    frame = frames[0].copy()
+    frame[BRICK_ROWS[0]:BRICK_ROWS[0] + 6, FIELD_X[0]:FIELD_X[0] + 8] = 0   # knock out one brick
+    assert bricks_remaining(frame) == NUM_BRICKS - 1
+    frame[120:124, 50:52] = BALL_PADDLE_RGB                                 # a 2x4 ball
+    np.testing.assert_allclose(ball_position(frame), [121.5, 50.5])
+    black = np.zeros_like(frame)
+    assert np.isnan(paddle_x(black)) and not ball_present(black) and bricks_remaining(black) == 0
+
+
+def test_ball_inside_the_brick_band_is_found_by_its_partly_lit_cell():
+    frame = np.zeros((210, 160, 3), np.uint8)
+    frame[57:93, 8:152] = (162, 162, 42)       # a full wall of bricks
+    frame[75:81, 40:48] = 0                    # one brick gone (rows 75-80, columns 40-47)
+    frame[76:80, 42:44] = (162, 162, 42)       # the ball crossing that gap takes the band's colour
+    assert np.allclose(ball_position(frame), (77.5, 42.5))
+    assert bricks_remaining(frame) == 107
