@@ -92,9 +92,19 @@ def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "
 
 
 def load_state(module: torch.nn.Module, state: dict, path: str | os.PathLike = "checkpoint") -> None:
-    """Load weights, turning a shape or key mismatch into one sentence."""
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"checkpoint {path} does not match the model it is loaded into: {first[:200]}") from exc
+    """Load weights, turning a shape or key mismatch into one sentence that names what differs."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    resized = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing weights (first: {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected weights (first: {unexpected[0]})")
+    if resized:
+        k = resized[0]
+        problems.append(f"{k} has shape {tuple(state[k].shape)} in the file but {tuple(expected[k].shape)} in the model")
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not match the model it is loaded into: {'; '.join(problems)}")
+    module.load_state_dict(state)

@@ -1,0 +1,118 @@
+"""Run the whole pipeline in order: agent, recordings, world model, action pairs, action map, neural game, evaluation.
+
+Each stage is the stage's own script, run as a user would run it. A stage whose output already exists
+is skipped unless --force names it (or 'all'); the first failing stage stops the run with its own
+message. Presets: 'tiny' (CI, about a minute), 'quick' (every stage end to end in a few minutes on a
+CPU, under runs/quick/), 'full' (real training, into the default folders)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from models.cli import UserError, arg, parse_config, run_main
+
+
+@dataclass
+class PipelineConfig:
+    preset: Literal["tiny", "quick", "full"] = arg("quick", "how big a run: tiny (CI), quick (minutes on a CPU) or full")
+    root: str = arg("", "folder for every output (default: runs/<preset> for tiny and quick, the repository for full)")
+    force: list[str] = arg([], "stages to rerun even if their outputs exist ('all' for every stage)")
+    stop_after: str = arg("", "stop after this stage")
+    game: str = arg("Breakout", "Atari game")
+    seed: int = arg(0, "seed passed to every stage")
+
+
+@dataclass
+class Stage:
+    name: str
+    script: str
+    args: list[str]
+    output: Path  # the stage is done when this exists
+
+
+SIZES = {
+    "tiny": dict(dqn=["--preset", "quick", "--total_steps", "400", "--min_buffer", "200", "--eval_every", "400",
+                      "--eval_episodes", "1", "--max_steps_per_episode", "200"],
+                 record=["--total_videos", "3", "--percent_random", "34", "--percent_scripted", "33", "--max_steps", "120",
+                         "--no-save_videos"],
+                 world=["--preset", "tiny"], pairs=["--preset", "quick"],
+                 mapper=["--preset", "quick", "--num_steps", "20", "--eval_every", "10", "--num_e2e", "20", "--sweep_sizes", "100"],
+                 game=["--steps", "10"], evaluate=["--steps", "5", "--num_starts", "1"]),
+    "quick": dict(dqn=["--preset", "quick"],
+                  record=["--total_videos", "8", "--percent_random", "25", "--percent_scripted", "50", "--max_steps", "600",
+                          "--no-save_videos"],
+                  world=["--preset", "quick"], pairs=["--preset", "quick"], mapper=["--preset", "quick"],
+                  game=["--steps", "50"], evaluate=["--steps", "20", "--num_starts", "2"]),
+    "full": dict(dqn=[], record=["--total_videos", "200", "--percent_random", "15", "--percent_scripted", "30",
+                                 "--action_noise", "0.05"],
+                 world=[], pairs=["--live"], mapper=["--sweep"], game=["--compare"], evaluate=[]),
+}
+
+
+def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
+    """The stages in order, each reading what the one before wrote, and the flags every stage gets."""
+    size = SIZES[cfg.preset]
+    common = ["--game", cfg.game, "--seed", str(cfg.seed)]
+    dqn_dir, data = root / "checkpoints" / "dqn", root / "data"
+    world_dir = root / "checkpoints" / "latent_action"
+    pairs = data / "actions" / "action_latent_pairs.json"
+    return [
+        Stage("agent", "train_dqn.py", [*size["dqn"], "--output_dir", str(dqn_dir)], dqn_dir / "best.pt"),
+        Stage("record", "record_videos.py", ["--bulk", *size["record"], "--checkpoint_path", str(dqn_dir / "best.pt"),
+                                             "--output_dir", str(data)], data / "manifest.json"),
+        Stage("world_model", "train_latent_action.py", [*size["world"], "--data_dir", str(data / "episodes"),
+                                                        "--checkpoint_dir", str(world_dir)], world_dir / "best.pt"),
+        Stage("pairs", "collect_action_latent_pairs.py", [*size["pairs"], "--checkpoint_path", str(world_dir / "best.pt"),
+                                                          "--episodes_dir", str(data / "episodes"), "--output_path", str(pairs)], pairs),
+        Stage("action_map", "train_action_to_latent.py", [*size["mapper"], "--pairs_path", str(pairs), "--output_path",
+                                                          str(world_dir / "action_to_latent_best.pt")],
+              world_dir / "action_to_latent_best.pt"),
+        Stage("neural_game", "neural_random_game.py", [*size["game"], "--checkpoint_dir", str(world_dir),
+                                                       "--output", str(data / "neural_random_game.gif")],
+              data / "neural_random_game.gif"),
+        Stage("evaluate", "evaluate_world_model.py", [*size["evaluate"], "--checkpoint_dir", str(world_dir),
+                                                      "--output_dir", str(data / "evaluation")],
+              data / "evaluation" / "report.json"),
+    ], common
+
+
+def run_stage(stage: Stage, common: list[str]) -> float:
+    """Run one stage's script; on failure raise UserError carrying the stage's own last words."""
+    command = [sys.executable, stage.script, *stage.args, *common]
+    print(f"[{stage.name}] {' '.join(command[1:])}", flush=True)
+    start = time.time()
+    proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        last = [line for line in proc.stdout.replace("\r", "\n").splitlines() if line.strip()][-5:]
+        raise UserError(f"stage '{stage.name}' failed (exit {proc.returncode}):\n  " + "\n  ".join(last))
+    return time.time() - start
+
+
+def main() -> None:
+    cfg = parse_config(PipelineConfig, __doc__.splitlines()[0])
+    root = Path(cfg.root or ("." if cfg.preset == "full" else f"runs/{cfg.preset}"))
+    plan, common = stages(cfg, root)
+    names = [s.name for s in plan]
+    unknown = [n for n in [*cfg.force, cfg.stop_after] if n and n not in names and n != "all"]
+    if unknown:
+        raise UserError(f"unknown stage {unknown[0]!r}; stages: {', '.join(names)}")
+    timings = []
+    for stage in plan:
+        forced = "all" in cfg.force or stage.name in cfg.force
+        if stage.output.exists() and not forced:
+            print(f"[{stage.name}] skipped: {stage.output} exists (--force {stage.name} reruns it)")
+        else:
+            timings.append((stage.name, run_stage(stage, common)))
+        if stage.name == cfg.stop_after:
+            break
+    for name, seconds in timings:
+        print(f"{name:12s} {seconds:7.1f} s")
+    print(f"total        {sum(s for _, s in timings):7.1f} s; outputs under {root}")
+
+
+if __name__ == "__main__":
+    run_main(main)
