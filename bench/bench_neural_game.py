@@ -1,0 +1,247 @@
+"""Benchmark of stage 5 on this machine: one game step (mapper + world model) at batch 1, and, with
+trained weights, the play targets measured against the emulator:
+
+- controllability: from the same real state, does holding LEFT or RIGHT for ``--hold_steps`` steps
+  move the neural paddle the way the emulator's moves (trials where the emulator's paddle cannot
+  move, against a wall, are left out)?
+- open loop: from real frames, the same random actions in the emulator and in the model for
+  ``--open_loop_steps`` steps: paddle x error, and how often the model shows the ball when the
+  emulator does.
+
+With ``--screenshot PATH`` it also runs play_neural_breakout.py in a virtual X display (Xvfb) and
+saves a screenshot of the real window.
+
+    python -m bench.bench_neural_game [--checkpoint_dir checkpoints/pretrained] [--screenshot /tmp/window.png]"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import breakout_objects as objects
+from models.action_to_latent import ActionToLatent, ActionToLatentConfig
+from models.atari import make_rgb_env
+from models.frame_dataset import palette_from_frames
+from models.latent_action import LatentActionModel, model_config
+from models.neural_env import (ACTION_NAMES, DEFAULT_CHECKPOINT_DIR, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES,
+                               NeuralBreakoutEnv, checkpoint_folder, paired_rollout, real_start)
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_MOVES_AFTER_FIRE = 12   # trial states: up to this many random moves after FIRE
+
+
+def has_weights(directory: Path) -> bool:
+    return any((directory / n).is_file() for n in WORLD_MODEL_FILES) and any((directory / n).is_file() for n in MAPPER_FILES)
+
+
+def random_models() -> tuple[LatentActionModel, ActionToLatent]:
+    """A randomly initialised world model of the default config (palette from real frames) and a
+    state-aware mapper of the default config for it: the speed of the shipped architecture."""
+    emulator = make_rgb_env()
+    palette = palette_from_frames([real_start(emulator, 8, seed=0)])
+    emulator.close()
+    world = LatentActionModel(model_config("default", palette)).eval()
+    cfg = world.config
+    mapper = ActionToLatent(ActionToLatentConfig(num_latents=cfg.num_latents, num_codes=cfg.num_codes,
+                                                 context_frames=cfg.context_frames)).eval()
+    return world, mapper
+
+
+def time_call_both(fn, repeats: int) -> tuple[float, float]:
+    """Mean (wall, CPU) seconds per call of ``fn`` after one warm-up call. On a machine shared with
+    other work the wall time grows; the process's CPU time stays close to what an idle machine gives."""
+    fn()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - wall) / repeats, (time.process_time() - cpu) / repeats
+
+
+def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds per env.step, and per call of each model alone, at batch 1."""
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    step = time_call_both(lambda: env.step(int(rng.integers(len(ACTION_NAMES)))), repeats)
+    actions = torch.tensor([RIGHT], device=env.device)
+    context_rgb, context_idx = env._rgb, env._indices
+    with torch.inference_mode():
+        mapper = time_call_both(lambda: env.mapper.sample_codes(actions, context_rgb, env.temperature, env._generator),
+                                repeats)
+        codes = env.mapper.sample_codes(actions, context_rgb)
+        world = time_call_both(lambda: env.world_model.predict_next(context_idx, codes, env.temperature,
+                                                                    env._generator), repeats)
+    return {"step": step, "mapper": mapper, "world_model": world}
+
+
+def controllability(env: NeuralBreakoutEnv, trials: int, hold_steps: int, seed: int = 0) -> tuple[int, int]:
+    """(agreeing, counted) LEFT/RIGHT holds over ``trials`` real states, two directions each."""
+    emulator = make_rgb_env(env.game)
+    ale = emulator.unwrapped.ale
+    rng = np.random.default_rng(seed)
+    agree = counted = 0
+    for trial in range(trials):
+        start = real_start(emulator, env.context_length, seed + trial, int(rng.integers(0, MAX_MOVES_AFTER_FIRE + 1)))
+        state = ale.cloneState()
+        x0 = objects.paddle_x(start[-1])
+        for action in (RIGHT, LEFT):
+            ale.restoreState(state)
+            for _ in range(hold_steps):
+                real = emulator.step(action)[0]
+            real_dx = objects.paddle_x(real) - x0
+            if not abs(real_dx) >= 1:  # against a wall (or no paddle): the emulator's paddle cannot move
+                continue
+            env.reset(seed=seed + trial, options={"frames": start})
+            for _ in range(hold_steps):
+                neural = env.step(action)[0]
+            neural_dx = objects.paddle_x(neural) - x0
+            counted += 1
+            agree += int(abs(neural_dx) >= 1 and np.sign(neural_dx) == np.sign(real_dx))
+    emulator.close()
+    return agree, counted
+
+
+def open_loop(env: NeuralBreakoutEnv, games: int, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per step (S,): mean paddle x error (px), and the share of games whose model frame shows the ball
+    among those whose emulator frame does."""
+    emulator = make_rgb_env(env.game)
+    rng = np.random.default_rng(seed)
+    errors, ball_real, ball_both = [], [], []
+    for game in range(games):
+        actions = rng.integers(0, len(ACTION_NAMES), size=steps)
+        pair = paired_rollout(env, emulator, seed + 1000 + game, actions, int(rng.integers(0, MAX_MOVES_AFTER_FIRE + 1)))
+        errors.append(np.abs(objects.paddle_x(pair.neural) - objects.paddle_x(pair.real)))  # (S,), NaN without paddle
+        real_ball, neural_ball = objects.ball_present(pair.real), objects.ball_present(pair.neural)
+        ball_real.append(real_ball)
+        ball_both.append(real_ball & neural_ball)
+    emulator.close()
+    errors = np.stack(errors)  # (G, S)
+    with np.errstate(invalid="ignore"):
+        return {"paddle_error": np.nanmean(errors, axis=0),
+                "ball_recall": np.sum(ball_both, axis=0) / np.sum(ball_real, axis=0),
+                "all_paddle_error": np.nanmean(errors),
+                "all_ball_recall": np.sum(ball_both) / max(1, np.sum(ball_real))}
+
+
+# ------------------------------------------------------------------------------- screenshot
+
+def free_display() -> str:
+    for number in range(77, 200):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return f":{number}"
+    raise RuntimeError("no free X display number")
+
+
+def screenshot_window(path: str | os.PathLike, play_args: list[str], timeout_s: float = 120.0,
+                      settle_steps_s: float = 2.0) -> None:
+    """Run play_neural_breakout.py in a fresh Xvfb display and save a screenshot of the screen once the
+    game's colours show (then ``settle_steps_s`` later, so the status line shows a few steps)."""
+    from PIL import ImageGrab
+
+    display = free_display()
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x760x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    play = None
+    try:
+        socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
+        deadline = time.monotonic() + 10
+        while not socket.exists():
+            if time.monotonic() > deadline or xvfb.poll() is not None:
+                raise RuntimeError(f"Xvfb did not start on {display}")
+            time.sleep(0.1)
+        env = {**os.environ, "DISPLAY": display, "SDL_VIDEODRIVER": "x11", "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": str(ROOT)}
+        play = subprocess.Popen([sys.executable, "play_neural_breakout.py", "--max_steps", "100000", *play_args],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if play.poll() is not None:
+                raise RuntimeError(f"play_neural_breakout.py exited {play.returncode}: {play.stderr.read()[-500:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the game window did not show within the time allowed")
+            image = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
+            if np.all(image == objects.BALL_PADDLE_RGB, axis=-1).sum() > 100:
+                break
+            time.sleep(0.2)
+        time.sleep(settle_steps_s)
+        picture = ImageGrab.grab(xdisplay=display)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        picture.save(path)
+    finally:
+        for proc in (play, xvfb):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+# ------------------------------------------------------------------------------- main
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint_dir", default=DEFAULT_CHECKPOINT_DIR,
+                        help="trained weights; without them a random model of the default config is timed")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--repeats", type=int, default=100, help="timed steps")
+    parser.add_argument("--trials", type=int, default=50, help="controllability: real states (two directions each)")
+    parser.add_argument("--hold_steps", type=int, default=3, help="controllability: steps LEFT or RIGHT is held")
+    parser.add_argument("--open_loop_games", type=int, default=30)
+    parser.add_argument("--open_loop_steps", type=int, default=20)
+    parser.add_argument("--screenshot", default=None, help="save a screenshot of the play window under Xvfb here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    directory = checkpoint_folder(args.checkpoint_dir)
+    trained = has_weights(directory)
+    if trained:
+        env = NeuralBreakoutEnv(directory, device=args.device, temperature=args.temperature)
+        print(f"weights: trained, from {directory}")
+    else:
+        env = NeuralBreakoutEnv(device=args.device, temperature=args.temperature, models=random_models())
+        print(f"weights: none in {directory}; timing a randomly initialised model of the default config")
+    world = env.world_model.config
+    print(f"world model: context {world.context_frames} frames, channels {world.channels}, fold {world.fold}, "
+          f"{sum(p.numel() for p in env.world_model.decoder.parameters()) / 1e6:.2f} M decoder parameters; "
+          f"mapper variant {getattr(env.mapper.config, 'variant', '?')}")
+    print(f"device {env.device}, torch threads {torch.get_num_threads()}, temperature {args.temperature:g}")
+    timing = time_steps(env, args.repeats)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    for clock, i in (("wall clock", 0), ("CPU time", 1)):
+        print(f"game step (mapper + world model), batch 1, {clock}: {timing['step'][i] * 1e3:.1f} ms/step = "
+              f"{1 / timing['step'][i]:.0f} steps/s  (mapper {timing['mapper'][i] * 1e3:.1f} ms, "
+              f"world model {timing['world_model'][i] * 1e3:.1f} ms)")
+    print(f"load average {load:.1f} on {os.cpu_count()} cores: wall clock above CPU time means other work shared the cores")
+    if trained:
+        agree, counted = controllability(env, args.trials, args.hold_steps)
+        print(f"controllability: holding LEFT/RIGHT {args.hold_steps} steps moves the neural paddle the emulator's "
+              f"way in {agree}/{counted} trials ({agree / max(1, counted):.1%})")
+        result = open_loop(env, args.open_loop_games, args.open_loop_steps)
+        marks = [s for s in (1, 5, 20, 100) if s <= args.open_loop_steps]
+        print(f"open loop, {args.open_loop_games} games x {args.open_loop_steps} steps of random actions: "
+              f"paddle x error {result['all_paddle_error']:.2f} px, ball shown when the emulator shows it "
+              f"{result['all_ball_recall']:.1%} of steps")
+        print("  by step: " + ", ".join(f"t={s}: paddle {result['paddle_error'][s - 1]:.2f} px, "
+                                        f"ball {result['ball_recall'][s - 1]:.0%}" for s in marks))
+    else:
+        print("controllability and open loop: skipped (they need trained weights)")
+    env.close()
+    if args.screenshot:
+        play_args = ["--device", args.device] + (["--checkpoint_dir", str(directory)] if trained else [])
+        if not trained:
+            print("screenshot: skipped (play_neural_breakout.py needs trained weights; give --checkpoint_dir)")
+            return
+        screenshot_window(args.screenshot, play_args)
+        print(f"screenshot of the play window under Xvfb: {args.screenshot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Evaluate the world model against the emulator, in lockstep from real start states.
+
+    python evaluate_world_model.py [--checkpoint_dir checkpoints/pretrained] [--steps 100] [--num_starts 8]
+    python evaluate_world_model.py --episodes_dir data/episodes      # start from held-out recorded games
+
+The model and the real game start from the same real frames and get the same actions; the model
+runs open loop on its own frames. Reported beside copying the last frame: PSNR at steps 1, 5, 20
+and 100, pixel-exact frames, paddle and ball position error, ball presence agreement; also
+controllability (holding LEFT or RIGHT moves the neural paddle the emulator's way), Genie's
+ΔPSNR at t = 4 and the model's steps per second. Writes report.json, psnr.png, paddle_error.png,
+ball_presence.png and first_start.mp4 (real | neural | difference) to --output_dir."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from models import world_model_evaluation as ev
+from models.checkpoint import atomic_write
+from models.cli import arg, check_positive, parse_config, run_main
+from models.episodes import list_episode_files
+from models.frame_dataset import split_games
+from models.neural_env import DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv
+from models.neural_game import captioned, side_by_side, write_mp4
+from models.runtime import pick_device, seed_everything
+
+
+@dataclass
+class EvaluateConfig:
+    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, "folder holding latent_action.pt (world model) and "
+                                                      "action_to_latent.pt (action mapper), or the training "
+                                                      "folder's best.pt and action_to_latent_best.pt")
+    output_dir: str = arg("data/evaluation", "folder for report.json, the PNG plots and first_start.mp4")
+    steps: int = arg(100, "open-loop horizon in game steps (one step = 4 emulator frames)")
+    num_starts: int = arg(8, "real start states (games played in lockstep; controllability uses as many)")
+    control_steps: int = arg(4, "controllability: game steps LEFT or RIGHT is held")
+    episodes_dir: str = arg("", "recorded games (.npz): start from random steps of their test split, play "
+                                "the recorded actions and compare with the recorded frames; empty: fresh "
+                                "seeded emulator games and a random player")
+    split_seed: int = arg(0, "seed of the train/val/test split of --episodes_dir (train_latent_action.py's)")
+    temperature: float = arg(0.0, "sampling temperature of latents and pixels; 0 takes the most likely")
+    seed: int = arg(0, "seed of the start states, the random player and the sampling")
+    device: str = arg("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda or mps")
+    game: str = arg("Breakout", "Atari game of the emulator")
+    fps: float = arg(15.0, "frames per second of the MP4; 15 is the original game's pace")
+    scale: int = arg(2, "the MP4's frames are this many times larger")
+
+    def __post_init__(self) -> None:
+        check_positive(self, "steps", "num_starts", "control_steps", "fps", "scale")
+        check_positive(self, "temperature", "seed", "split_seed", allow_zero=True)
+
+
+PRESETS = {"quick": {"steps": 20}}
+
+
+def write_video(path: Path, rollouts: ev.Rollouts, scale: int, fps: float) -> None:
+    """The first game: real | neural | difference (white where they differ), captioned."""
+    real, neural, actions = rollouts.real[0], rollouts.neural[0], rollouts.actions[0]
+    panels = [captioned(frames, actions, scale, title) for frames, title in
+              ((real, "real  "), (neural, "neural  "), (ev.difference_frames(real, neural), "differ  "))]
+    write_mp4(path, side_by_side(side_by_side(panels[0], panels[1]), panels[2]), fps)
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(EvaluateConfig, __doc__.splitlines()[0], argv, presets=PRESETS)
+    rng = seed_everything(config.seed)
+    episode_files = split_games(list_episode_files(config.episodes_dir), seed=config.split_seed).test \
+        if config.episodes_dir else None
+    env = NeuralBreakoutEnv(config.checkpoint_dir, device=pick_device(config.device), temperature=config.temperature,
+                            game=config.game)
+    settings = ev.EvaluationSettings(steps=config.steps, num_starts=config.num_starts,
+                                     control_steps=config.control_steps, seed=config.seed, game=config.game,
+                                     episode_files=episode_files)
+    try:
+        evaluation = ev.evaluate(env, settings, rng)
+    finally:
+        env.close()
+    out = Path(config.output_dir)
+    body = ev.report(evaluation, {**dataclasses.asdict(config), "device": str(env.device)},
+                     ev.checkpoint_files(config.checkpoint_dir))
+    text = json.dumps(body, indent=1)
+    atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(text))
+    plots = ev.write_plots(out, evaluation.curves)
+    write_video(out / "first_start.mp4", evaluation.rollouts, config.scale, config.fps)
+    print(ev.format_table(evaluation))
+    print(f"wrote {out / 'report.json'}, {', '.join(p.name for p in plots)} and first_start.mp4 "
+          f"({evaluation.rollouts.starts[0]}: real | neural | difference)")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,728 @@
+"""Stage 4: from the real controls (NOOP, FIRE, RIGHT, LEFT...) to the world model's latent actions.
+
+The latent action model names each step with codes it invented (stage 2-3). Here the encoder is run
+over games whose real actions are known, giving (action, latent code) pairs, and a small map is
+trained from a pair's action, and optionally the frames before it, to its codes:
+
+- ``variant="action"``: one table of logits per action, the best any map from the action alone can
+  do (the original project's one-hot MLP computes the same thing);
+- ``variant="action_state"``: a small convolutional net over the last ``state_frames`` frames,
+  average-pooled to a coarse grid, gives logits for every action at once and the pressed action's
+  are read out. The state tells apart moves that look alike (a RIGHT with the paddle against the
+  right wall moves nothing, like a NOOP).
+
+On disk, pairs are ``action_latent_pairs.json`` as in the original, a list of
+``{"action": int, "latent_code": [int, ...]}``, one per transition, and beside it
+``action_latent_pairs_context.npz``: every frame once, as palette indices, and for each pair the
+frame numbers of its context and of its next frame, so the state-aware map, and the end-to-end
+check through the world model, can rebuild exactly what the world model saw."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.checkpoint import (CheckpointError, atomic_write, config_from_checkpoint, load_checkpoint,
+                               load_state)
+from models.cli import UserError
+from models.frame_dataset import IndexedGame, window_frame_indices
+
+STAGE = "action_to_latent"
+VARIANTS = ("action", "action_state")
+CONTEXT_SUFFIX = "_context.npz"
+MAX_CONFUSION_PANELS = 4   # latent positions drawn in the confusion plot
+
+
+# ============================================================================ pairs on disk
+
+@dataclass
+class PairSet:
+    """(action, latent code) pairs and the frames around each one.
+
+    ``frames[context_index[i]]`` are the context frames the encoder saw for pair ``i`` (oldest first)
+    and ``frames[next_index[i]]`` the frame that followed its action."""
+    actions: np.ndarray        # (N,) int64
+    codes: np.ndarray          # (N, L) int64, L latent positions
+    frames: np.ndarray         # (F, H, W) uint8 palette indices, each frame once
+    palette: np.ndarray        # (K, 3) uint8 RGB of each palette index
+    context_index: np.ndarray  # (N, C) int64 frame numbers of each pair's context
+    next_index: np.ndarray     # (N,) int64 frame number of each pair's next frame
+    game_index: np.ndarray     # (N,) int64 which game each pair comes from
+    metadata: dict[str, Any] = field(default_factory=dict)  # num_codes, context_frames, game, action_meanings...
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def num_latents(self) -> int:
+        return int(self.codes.shape[1])
+
+    @property
+    def num_codes(self) -> int:
+        return int(self.metadata["num_codes"])
+
+    @property
+    def action_meanings(self) -> list[str]:
+        return list(self.metadata["action_meanings"])
+
+
+def context_path_for(json_path: str | os.PathLike) -> Path:
+    """``x/action_latent_pairs.json`` -> ``x/action_latent_pairs_context.npz``."""
+    path = Path(json_path)
+    return path.with_name(path.stem + CONTEXT_SUFFIX)
+
+
+def pairs_json_text(actions: np.ndarray, codes: np.ndarray) -> str:
+    """The original's schema, one transition per line: ``[{"action": 3, "latent_code": [5]}, ...]``."""
+    lines = [json.dumps({"action": int(a), "latent_code": [int(c) for c in row]}) for a, row in zip(actions, codes)]
+    return "[\n" + ",\n".join(lines) + "\n]\n"
+
+
+def write_pairs(json_path: str | os.PathLike, pairs: PairSet) -> None:
+    """Write the context archive, then the JSON, each atomically: a reader never sees half a file, and
+    a JSON that disagrees with its archive (an interrupted rerun) is caught by ``read_pairs``."""
+    arrays = dict(frames=pairs.frames, palette=pairs.palette.astype(np.uint8),
+                  context_index=pairs.context_index.astype(np.int32), next_index=pairs.next_index.astype(np.int32),
+                  game_index=pairs.game_index.astype(np.int32), actions=pairs.actions.astype(np.int16),
+                  codes=pairs.codes.astype(np.int16), metadata=np.array(json.dumps(pairs.metadata)))
+
+    def write_npz(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    atomic_write(context_path_for(json_path), write_npz)
+    text = pairs_json_text(pairs.actions, pairs.codes)
+    atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+
+
+def parse_pairs_json(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Actions (N,) and codes (N, L) from a pairs JSON; anything off gets one sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pairs file {path} does not exist (run collect_action_latent_pairs.py first)")
+    try:
+        entries = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"pairs file {path} is not valid JSON (truncated?)") from exc
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"pairs file {path} holds no pairs (expected a non-empty list)")
+    try:
+        actions = np.array([int(e["action"]) for e in entries], dtype=np.int64)
+        codes = np.array([[int(c) for c in e["latent_code"]] for e in entries], dtype=np.int64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"pairs file {path} has entries that are not {{'action': int, 'latent_code': [int, ...]}}"
+                        ) from exc
+    if codes.ndim != 2 or codes.shape[1] < 1:
+        raise UserError(f"pairs file {path} has latent codes of different lengths")
+    return actions, codes
+
+
+def read_pairs(json_path: str | os.PathLike) -> PairSet:
+    """Read a pairs JSON and its context archive, checking that they belong together."""
+    actions, codes = parse_pairs_json(json_path)
+    npz_path = context_path_for(json_path)
+    if not npz_path.is_file():
+        raise UserError(f"context archive {npz_path} for {json_path} does not exist "
+                        "(rerun collect_action_latent_pairs.py)")
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        metadata = json.loads(str(arrays.pop("metadata")))
+    except Exception as exc:  # zip, value and key errors alike mean the file is not ours or is truncated
+        raise UserError(f"context archive {npz_path} is truncated or not a pairs archive ({type(exc).__name__})") from exc
+    if arrays.get("actions") is None or not np.array_equal(arrays["actions"], actions) \
+            or not np.array_equal(arrays.get("codes"), codes):
+        raise UserError(f"{json_path} and {npz_path} disagree (different runs?); rerun collect_action_latent_pairs.py")
+    return PairSet(actions=actions, codes=codes, frames=arrays["frames"], palette=arrays["palette"],
+                   context_index=arrays["context_index"].astype(np.int64),
+                   next_index=arrays["next_index"].astype(np.int64),
+                   game_index=arrays["game_index"].astype(np.int64), metadata=metadata)
+
+
+# ============================================================================ collecting pairs
+
+@torch.no_grad()
+def encode_game(model: Any, frames: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Run the latent action encoder over every step of one game.
+
+    ``frames`` (T+1, H, W) palette indices -> codes (T, L) int64 and window frame numbers (T, C+1)
+    (context, then next frame), padded at the start of the game as in training."""
+    c = model.config.context_frames
+    steps = frames.shape[0] - 1
+    windows = np.stack([window_frame_indices(t, c, 1) for t in range(steps)])  # (T, C+1)
+    codes = []
+    for start in range(0, steps, batch_size):
+        w = torch.from_numpy(frames[windows[start:start + batch_size]]).to(model.device)  # (b, C+1, H, W)
+        codes.append(model.encode_latents(w[:, :c], w[:, c]).cpu().numpy())
+    return np.concatenate(codes).astype(np.int64), windows
+
+
+class PairCollector:
+    """Accumulates games: their frames once each, and one pair per step."""
+
+    def __init__(self, model: Any, batch_size: int = 64):
+        self.model = model
+        self.batch_size = batch_size
+        self.frames: list[np.ndarray] = []
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.num_frames = 0
+        self.sources: list[str] = []
+
+    @property
+    def num_pairs(self) -> int:
+        return sum(p["actions"].shape[0] for p in self.parts)
+
+    def add_game(self, game: IndexedGame, source: str, max_pairs: int | None = None) -> int:
+        """Encode one game (at most ``max_pairs`` of its first steps); return the number of pairs added."""
+        frames, actions = game.frames, game.actions.astype(np.int64)
+        if max_pairs is not None:
+            frames, actions = frames[:max_pairs + 1], actions[:max_pairs]
+        if actions.shape[0] < 1:
+            return 0
+        codes, windows = encode_game(self.model, frames, self.batch_size)
+        offset, c = self.num_frames, self.model.config.context_frames
+        self.parts.append(dict(actions=actions, codes=codes, context_index=windows[:, :c] + offset,
+                               next_index=windows[:, c] + offset,
+                               game_index=np.full(actions.shape[0], len(self.sources), np.int64)))
+        self.frames.append(frames)
+        self.num_frames += frames.shape[0]
+        self.sources.append(source)
+        return int(actions.shape[0])
+
+    def result(self, metadata: dict[str, Any]) -> PairSet:
+        if not self.parts:
+            raise UserError("no transitions were collected (every game was empty)")
+        cat = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
+        cfg = self.model.config
+        meta = {"num_codes": cfg.num_codes, "num_latents": cfg.num_latents, "context_frames": cfg.context_frames,
+                "sources": self.sources, **metadata}
+        return PairSet(frames=np.concatenate(self.frames), palette=np.asarray(cfg.palette, np.uint8),
+                       metadata=meta, **cat)
+
+
+# ============================================================================ pair statistics
+
+def action_counts(actions: np.ndarray, num_actions: int) -> np.ndarray:
+    return np.bincount(actions, minlength=num_actions)  # (A,)
+
+
+def code_counts(actions: np.ndarray, codes: np.ndarray, num_actions: int, num_codes: int) -> np.ndarray:
+    """How often each action met each code at each latent position: (A, L, K)."""
+    n, positions = codes.shape
+    counts = np.zeros((num_actions, positions, num_codes), np.int64)
+    for pos in range(positions):
+        np.add.at(counts[:, pos], (actions, codes[:, pos]), 1)
+    return counts
+
+
+def format_pair_stats(actions: np.ndarray, codes: np.ndarray, names: Sequence[str], num_codes: int,
+                      top: int = 4) -> str:
+    """A table: each action's share of the pairs and its most frequent codes at each latent position."""
+    counts = code_counts(actions, codes, len(names), num_codes)
+    freq = action_counts(actions, len(names))
+    lines = [f"{len(actions)} pairs, {codes.shape[1]} latent position(s), codebook of {num_codes}"]
+    for a, name in enumerate(names):
+        share = freq[a] / max(1, len(actions))
+        parts = []
+        for pos in range(codes.shape[1]):
+            row = counts[a, pos]
+            best = np.argsort(-row, kind="stable")[:top]
+            parts.append(" ".join(f"{k}:{row[k] / max(1, row.sum()):.0%}" for k in best if row[k] > 0))
+        lines.append(f"  {a} {name:<10} {freq[a]:>8} ({share:6.1%})  codes " + " | ".join(parts))
+    return "\n".join(lines)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig: Any, path: str | os.PathLike) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    _pyplot().close(fig)
+
+
+def _code_heatmap(ax: Any, counts: np.ndarray, names: Sequence[str], title: str) -> None:
+    """counts (A, K): each row (action) as shares of its pairs."""
+    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(shares, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("latent code")
+    ax.set_title(title, fontsize=9)
+    for a in range(shares.shape[0]):
+        for k in range(shares.shape[1]):
+            if shares[a, k] >= 0.05:
+                ax.text(k, a, f"{shares[a, k]:.0%}", ha="center", va="center", fontsize=6,
+                        color="black" if shares[a, k] > 0.5 else "white")
+
+
+def plot_pair_stats(path: str | os.PathLike, actions: np.ndarray, codes: np.ndarray, names: Sequence[str],
+                    num_codes: int) -> None:
+    """Bar chart of action frequencies, and per latent position a heatmap of action against code."""
+    plt = _pyplot()
+    counts = code_counts(actions, codes, len(names), num_codes)
+    panels = min(codes.shape[1], MAX_CONFUSION_PANELS)
+    fig, axes = plt.subplots(1, 1 + panels, figsize=(4 + 0.35 * num_codes * panels, 3.2), squeeze=False)
+    axes = axes[0]
+    axes[0].bar(range(len(names)), action_counts(actions, len(names)))
+    axes[0].set_xticks(range(len(names)), names, rotation=30)
+    axes[0].set_title(f"action frequency ({len(actions)} pairs)", fontsize=9)
+    for pos in range(panels):
+        _code_heatmap(axes[1 + pos], counts[:, pos], names, f"code share per action, position {pos}")
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+# ============================================================================ the map
+
+@dataclass
+class ActionToLatentConfig:
+    """Everything needed to rebuild the map; stored in its checkpoint."""
+    variant: Literal["action", "action_state"] = "action_state"
+    num_actions: int = 4
+    num_latents: int = 1             # latent positions per step (the world model's latent grid, flattened)
+    num_codes: int = 16              # the world model's codebook size
+    context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
+    state_frames: int = 2            # the last context frames the state net looks at
+    height: int = 210
+    width: int = 160
+    state_pool: list[int] = field(default_factory=lambda: [5, 4])  # rows, columns averaged into one cell
+    state_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # conv widths; each halves the grid
+    hidden: int = 128
+    action_meanings: list[str] = field(default_factory=list)
+    game: str = ""
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        for name in ("num_actions", "num_latents", "num_codes", "context_frames", "state_frames", "height",
+                     "width", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.state_frames > self.context_frames:
+            raise ValueError(f"state_frames ({self.state_frames}) cannot exceed context_frames ({self.context_frames})")
+        if len(self.state_pool) != 2 or min(self.state_pool) < 1:
+            raise ValueError(f"state_pool must be two positive numbers (rows, columns), got {self.state_pool}")
+        if not self.state_channels:
+            raise ValueError("state_channels needs at least one layer")
+
+    @property
+    def state_size(self) -> tuple[int, int]:
+        """Rows, columns of the pooled frames the state net sees."""
+        return self.height // self.state_pool[0], self.width // self.state_pool[1]
+
+
+def pool_frames(rgb: torch.Tensor, pool: Sequence[int]) -> torch.Tensor:
+    """uint8 RGB (..., H, W, 3) -> uint8 (..., 3, h, w): each pool[0] x pool[1] block averaged and rounded.
+
+    The one preprocessing of the state, used both for training (once per stored frame) and for
+    sampling, so the two see identical numbers. A 2x4-pixel ball still shows in a 5x4 cell."""
+    lead = rgb.shape[:-3]
+    x = rgb.reshape(-1, *rgb.shape[-3:]).permute(0, 3, 1, 2).float()     # (N, 3, H, W)
+    x = F.avg_pool2d(x, kernel_size=tuple(pool), stride=tuple(pool))       # (N, 3, h, w)
+    return x.round().to(torch.uint8).reshape(*lead, *x.shape[1:])
+
+
+class StateNet(nn.Module):
+    """Pooled frames (B, S, 3, h, w) uint8 -> logits for every action (B, A, L, K)."""
+
+    def __init__(self, cfg: ActionToLatentConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers, cin = [], 3 * cfg.state_frames
+        for cout in cfg.state_channels:  # each 3x3 convolution halves the grid (overlapping, so no pixel is skipped)
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            cin = cout
+        self.convs = nn.Sequential(*layers)
+        h, w = cfg.state_size
+        for _ in cfg.state_channels:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * h * w, cfg.hidden), nn.ReLU(inplace=True),
+                                  nn.Linear(cfg.hidden, cfg.num_actions * cfg.num_latents * cfg.num_codes))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        x = pooled.flatten(1, 2).float() / 255.0                     # (B, S*3, h, w)
+        out = self.head(self.convs(x))                               # (B, A*L*K)
+        return out.view(-1, cfg.num_actions, cfg.num_latents, cfg.num_codes)
+
+
+class ActionToLatent(nn.Module):
+    """Real action (and the frames before it) -> logits over the world model's codes at each latent position."""
+
+    def __init__(self, cfg: ActionToLatentConfig):
+        super().__init__()
+        self.config = cfg
+        if cfg.variant == "action":
+            # One-hot action through a linear layer = one learned row of logits per action.
+            self.table = nn.Linear(cfg.num_actions, cfg.num_latents * cfg.num_codes)
+            nn.init.zeros_(self.table.weight)  # start from uniform logits: no code favoured before any data
+            nn.init.zeros_(self.table.bias)
+        else:
+            self.state_net = StateNet(cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, actions: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """actions (B,) int64, pooled state (B, S, 3, h, w) uint8 (action_state only) -> logits (B, L, K)."""
+        cfg = self.config
+        if cfg.variant == "action":
+            one_hot = F.one_hot(actions, cfg.num_actions).float()                 # (B, A)
+            return self.table(one_hot).view(-1, cfg.num_latents, cfg.num_codes)
+        if pooled is None:
+            raise ValueError("the action_state map needs the context frames")
+        every = self.state_net(pooled)                                            # (B, A, L, K)
+        return every[torch.arange(actions.shape[0], device=every.device), actions]  # (B, L, K)
+
+    def state_from_context(self, context: torch.Tensor) -> torch.Tensor:
+        """RGB context uint8 (B, C, H, W, 3) -> pooled state of its last frames (B, S, 3, h, w)."""
+        cfg = self.config
+        if context.dtype != torch.uint8 or context.dim() != 5 or context.shape[1] < cfg.state_frames \
+                or tuple(context.shape[2:]) != (cfg.height, cfg.width, 3):
+            raise ValueError(f"context must be uint8 RGB (B, >= {cfg.state_frames}, {cfg.height}, {cfg.width}, 3), "
+                             f"got {context.dtype} {tuple(context.shape)}")
+        return pool_frames(context[:, -cfg.state_frames:], cfg.state_pool)
+
+    @torch.no_grad()
+    def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None = None, temperature: float = 0.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Codes (B, num_latents) int64 for actions (B,) and, for action_state, the RGB context
+        (B, C, H, W, 3) uint8. Temperature 0 takes the most likely code; above 0, samples softmax(logits / T)."""
+        actions = actions.to(self.device).long()
+        if actions.min() < 0 or actions.max() >= self.config.num_actions:
+            raise ValueError(f"actions must lie in [0, {self.config.num_actions}), got {actions.tolist()}")
+        pooled = None
+        if self.config.variant == "action_state":
+            if context is None:
+                raise ValueError("the action_state map needs the context frames")
+            pooled = self.state_from_context(context.to(self.device))
+        logits = self(actions, pooled)                                             # (B, L, K)
+        return sample_from_logits(logits, temperature, generator)
+
+
+def sample_from_logits(logits: torch.Tensor, temperature: float = 0.0,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, L, K) logits -> (B, L) codes: argmax at temperature 0, else a draw from softmax(logits / T)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    b, positions, k = logits.shape
+    probs = F.softmax(logits.float() / temperature, dim=-1).reshape(-1, k)
+    if generator is not None and generator.device != probs.device:
+        probs = probs.to(generator.device)
+    return torch.multinomial(probs, 1, generator=generator).reshape(b, positions).to(logits.device)
+
+
+def mapper_config(variant: str, pairs: PairSet, **overrides: Any) -> ActionToLatentConfig:
+    """The map's config for a set of pairs: latent shape, actions and context from the pairs' metadata."""
+    meta = pairs.metadata
+    values = dict(variant=variant, num_actions=len(meta["action_meanings"]), num_latents=pairs.num_latents,
+                  num_codes=pairs.num_codes, context_frames=int(meta["context_frames"]),
+                  height=int(pairs.frames.shape[1]), width=int(pairs.frames.shape[2]),
+                  action_meanings=list(meta["action_meanings"]), game=str(meta.get("game", "")))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["state_frames"] = min(values.get("state_frames", 2), values["context_frames"])
+    return ActionToLatentConfig(**values)
+
+
+def check_latent_shape(cfg: ActionToLatentConfig, latent_config: Any, path: str | os.PathLike = "the map") -> None:
+    """Raise CheckpointError when the map was trained for a world model of another latent shape."""
+    want = (latent_config.num_latents, latent_config.num_codes)
+    have = (cfg.num_latents, cfg.num_codes)
+    if want != have:
+        raise CheckpointError(f"action map {path} was trained for {have[0]} latent position(s) with a codebook of "
+                              f"{have[1]}, but the world model has {want[0]} with a codebook of {want[1]}; "
+                              "collect pairs and train the map for this world model")
+    if cfg.variant == "action_state" and latent_config.context_frames < cfg.state_frames:
+        raise CheckpointError(f"action map {path} looks at {cfg.state_frames} context frames, but the world model "
+                              f"keeps only {latent_config.context_frames}")
+
+
+def load_action_mapper(path: str | os.PathLike, device: str | torch.device = "cpu",
+                       latent_config: Any = None) -> ActionToLatent:
+    """Rebuild the map from its checkpoint alone, in eval mode. A missing or wrong-stage file, or (given
+    the world model's ``latent_config``) a map for another latent shape, raises CheckpointError."""
+    payload = load_checkpoint(path, stage=STAGE, map_location="cpu")
+    try:
+        cfg = config_from_checkpoint(payload, ActionToLatentConfig, path)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} has an invalid action map config: {exc}") from exc
+    if latent_config is not None:
+        check_latent_shape(cfg, latent_config, path)
+    mapper = ActionToLatent(cfg)
+    load_state(mapper, payload["model"], path)
+    return mapper.to(device).eval()
+
+
+# ============================================================================ training data
+
+class PairTensors:
+    """Pairs as tensors ready for batches: actions, codes, and the pooled state frames (each stored frame
+    pooled once; a pair's state is gathered by frame number)."""
+
+    def __init__(self, pairs: PairSet, cfg: ActionToLatentConfig, chunk: int = 512):
+        self.actions = torch.from_numpy(pairs.actions)                     # (N,)
+        self.codes = torch.from_numpy(pairs.codes)                         # (N, L)
+        self.state_index = torch.from_numpy(pairs.context_index[:, -cfg.state_frames:])  # (N, S)
+        self.pooled = None
+        if cfg.variant == "action_state":
+            palette = torch.from_numpy(pairs.palette)
+            chunks = [pool_frames(palette[torch.from_numpy(pairs.frames[i:i + chunk]).long()], cfg.state_pool)
+                      for i in range(0, pairs.frames.shape[0], chunk)]
+            self.pooled = torch.cat(chunks)                                # (F, 3, h, w) uint8
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """actions (B,), pooled state (B, S, 3, h, w) or None, codes (B, L) of the pairs ``idx``."""
+        pooled = None if self.pooled is None else self.pooled[self.state_index[idx]]
+        return self.actions[idx], pooled, self.codes[idx]
+
+
+@dataclass
+class PairSplit:
+    train: np.ndarray  # pair numbers
+    val: np.ndarray
+
+
+def split_pairs(game_index: np.ndarray, val_fraction: float = 0.2, seed: int = 0) -> PairSplit:
+    """80/20 by whole games (consecutive steps of one game are near copies, so a random cut of pairs
+    would flatter the map). With a single game, its last ``val_fraction`` of steps are held out."""
+    games = np.unique(game_index)
+    n = game_index.shape[0]
+    if games.size < 2:
+        cut = n - max(1, round(val_fraction * n))
+        if cut < 1:
+            raise UserError(f"{n} pair(s) are too few to hold some out for validation")
+        return PairSplit(train=np.arange(cut), val=np.arange(cut, n))
+    order = np.random.default_rng(seed).permutation(games)
+    n_val = min(games.size - 1, max(1, round(val_fraction * games.size)))
+    val = np.isin(game_index, order[:n_val])
+    return PairSplit(train=np.flatnonzero(~val), val=np.flatnonzero(val))
+
+
+def labelled_subset(train: np.ndarray, max_pairs: int | None, seed: int = 0) -> np.ndarray:
+    """At most ``max_pairs`` training pairs drawn at random (all of them for None or more than there are)."""
+    if max_pairs is None or max_pairs >= train.shape[0]:
+        return train
+    return np.sort(np.random.default_rng(seed).choice(train, size=max_pairs, replace=False))
+
+
+# ============================================================================ training and evaluation
+
+def train_step(mapper: ActionToLatent, optimizer: torch.optim.Optimizer, actions: torch.Tensor,
+               pooled: torch.Tensor | None, codes: torch.Tensor) -> tuple[float, dict[str, float]]:
+    """One Adam step of cross-entropy over every latent position."""
+    logits = mapper(actions, pooled)                                         # (B, L, K)
+    loss = F.cross_entropy(logits.flatten(0, 1), codes.flatten())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        right = logits.argmax(-1) == codes                                   # (B, L)
+    return loss.item(), {"loss": loss.item(), "train_accuracy": right.float().mean().item(),
+                         "train_step_accuracy": right.all(1).float().mean().item()}
+
+
+@torch.no_grad()
+def predict(mapper: ActionToLatent, data: PairTensors, idx: np.ndarray, batch_size: int = 1024,
+            temperature: float = 0.0, generator: torch.Generator | None = None) -> tuple[np.ndarray, float]:
+    """Codes the map gives for pairs ``idx`` (N, L), and the mean cross-entropy."""
+    was_training = mapper.training
+    mapper.eval()
+    preds, loss_sum = [], 0.0
+    for start in range(0, idx.shape[0], batch_size):
+        actions, pooled, codes = data.batch(torch.from_numpy(idx[start:start + batch_size]))
+        logits = mapper(actions.to(mapper.device), None if pooled is None else pooled.to(mapper.device)).cpu()
+        loss_sum += F.cross_entropy(logits.flatten(0, 1), codes.flatten(), reduction="sum").item() / codes.shape[1]
+        preds.append(sample_from_logits(logits, temperature, generator).numpy())
+    mapper.train(was_training)
+    return np.concatenate(preds), loss_sum / max(1, idx.shape[0])
+
+
+@dataclass
+class MapperEvaluation:
+    metrics: dict[str, float]   # accuracy (per latent position, as the original), step_accuracy (all positions), per action
+    predicted: np.ndarray       # (N, L) the map's codes
+    truth: np.ndarray           # (N, L) the encoder's codes
+    actions: np.ndarray         # (N,)
+
+
+def accuracy_metrics(pred: np.ndarray, truth: np.ndarray, actions: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """Share of latent positions right (the original's figure), of steps with every position right, and
+    both per action (NaN for an action absent from the set)."""
+    right = pred == truth                                                    # (N, L)
+    metrics = {"accuracy": float(right.mean()), "step_accuracy": float(right.all(1).mean())}
+    for a, name in enumerate(names):
+        mask = actions == a
+        metrics[f"accuracy_{name}"] = float(right[mask].mean()) if mask.any() else math.nan
+    return metrics
+
+
+def action_only_ceiling(train_actions: np.ndarray, train_codes: np.ndarray, actions: np.ndarray, codes: np.ndarray,
+                        num_actions: int, num_codes: int) -> float:
+    """Per-position accuracy of the most frequent training code of each action, on (actions, codes):
+    the figure any map from the action alone is bounded by, up to what the training pairs show."""
+    counts = code_counts(train_actions, train_codes, num_actions, num_codes)  # (A, L, K)
+    best = counts.argmax(-1)                                                  # (A, L)
+    return float((best[actions] == codes).mean())
+
+
+def evaluate_mapper(mapper: ActionToLatent, data: PairTensors, idx: np.ndarray, temperature: float = 0.0,
+                    seed: int = 0) -> MapperEvaluation:
+    generator = torch.Generator().manual_seed(seed) if temperature > 0 else None
+    pred, loss = predict(mapper, data, idx, temperature=temperature, generator=generator)
+    truth, actions = data.codes[idx].numpy(), data.actions[idx].numpy()
+    names = mapper.config.action_meanings or [str(a) for a in range(mapper.config.num_actions)]
+    metrics = {"val_loss": loss, **accuracy_metrics(pred, truth, actions, names)}
+    return MapperEvaluation(metrics=metrics, predicted=pred, truth=truth, actions=actions)
+
+
+@dataclass
+class TrainSettings:
+    num_steps: int = 3000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    eval_every: int = 250
+    num_val: int = 5000       # validation pairs scored during training (all of them at the end)
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    mapper: ActionToLatent    # with the weights that scored best on validation
+    best_step: int
+    best_accuracy: float
+    history: list[dict[str, float]]
+
+
+def train_mapper(cfg: ActionToLatentConfig, data: PairTensors, train_idx: np.ndarray, val_idx: np.ndarray,
+                 settings: TrainSettings, device: torch.device = torch.device("cpu"),
+                 on_eval: Any = None, progress: Any = None) -> TrainResult:
+    """Adam on random batches of ``train_idx`` for ``settings.num_steps`` steps; every ``eval_every`` steps
+    the map is scored on (up to ``num_val`` of) ``val_idx`` and the best weights are kept.
+
+    ``on_eval(step, metrics)`` is called with each evaluation; ``progress`` is a tqdm-like bar."""
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    mapper = ActionToLatent(cfg).to(device).train()
+    optimizer = torch.optim.Adam(mapper.parameters(), lr=settings.learning_rate)
+    val_probe = val_idx if val_idx.shape[0] <= settings.num_val else \
+        np.sort(rng.choice(val_idx, settings.num_val, replace=False))
+    best = (-1.0, 0, {k: v.clone() for k, v in mapper.state_dict().items()})
+    history = []
+    for step in range(1, settings.num_steps + 1):
+        idx = torch.from_numpy(train_idx[rng.integers(train_idx.shape[0], size=settings.batch_size)])
+        actions, pooled, codes = data.batch(idx)
+        _, metrics = train_step(mapper, optimizer, actions.to(device), None if pooled is None else pooled.to(device),
+                                codes.to(device))
+        if step % settings.eval_every == 0 or step == settings.num_steps:
+            metrics.update(evaluate_mapper(mapper, data, val_probe).metrics)
+            history.append({"step": float(step), **metrics})
+            if metrics["accuracy"] > best[0]:
+                best = (metrics["accuracy"], step, {k: v.clone() for k, v in mapper.state_dict().items()})
+            if on_eval is not None:
+                on_eval(step, metrics)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{metrics['loss']:.3f}", best_acc=f"{max(best[0], 0):.3f}", refresh=False)
+    mapper.load_state_dict(best[2])
+    return TrainResult(mapper=mapper.eval(), best_step=best[1], best_accuracy=best[0], history=history)
+
+
+# ============================================================================ reports
+
+def plot_confusion(path: str | os.PathLike, evaluation: MapperEvaluation, names: Sequence[str], num_codes: int,
+                   title: str = "") -> None:
+    """Per latent position: action against the encoder's code, and action against the map's code."""
+    plt = _pyplot()
+    panels = min(evaluation.truth.shape[1], MAX_CONFUSION_PANELS)
+    truth = code_counts(evaluation.actions, evaluation.truth, len(names), num_codes)
+    pred = code_counts(evaluation.actions, evaluation.predicted, len(names), num_codes)
+    fig, axes = plt.subplots(panels, 2, figsize=(2 + 0.7 * num_codes, 0.5 + 2.2 * panels), squeeze=False)
+    for pos in range(panels):
+        _code_heatmap(axes[pos, 0], truth[:, pos], names, f"encoder's code, position {pos}")
+        _code_heatmap(axes[pos, 1], pred[:, pos], names, f"map's code, position {pos}")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def write_sweep(csv_path: str | os.PathLike, png_path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    """Accuracy against the number of labelled pairs: a CSV and a log-x plot, one line per variant."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    text = buf.getvalue()
+    atomic_write(csv_path, lambda tmp: Path(tmp).write_text(text))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        pts = [(r["labelled_pairs"], r["accuracy"], r["step_accuracy"]) for r in rows if r["variant"] == variant]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{variant}: per position")
+        if any(p[1] != p[2] for p in pts):
+            ax.plot([p[0] for p in pts], [p[2] for p in pts], marker="x", ls="--", label=f"{variant}: whole step")
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training pairs")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, png_path)
+
+
+# ============================================================================ end to end through the world model
+
+@torch.no_grad()
+def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np.ndarray, batch_size: int = 16,
+               progress: Any = None) -> dict[str, float]:
+    """From real context frames, does the frame the world model predicts from the mapped latent equal,
+    pixel for pixel, the one it predicts from the encoder's latent? Both at temperature 0.
+
+    Returns ``same_frame`` (that share), ``same_code`` (share of steps whose codes agree), and how often
+    each prediction equals the real next frame (``exact_encoder``, ``exact_mapped``)."""
+    check_latent_shape(mapper.config, world_model.config)
+    if pairs.context_index.shape[1] != world_model.config.context_frames:
+        raise UserError(f"the pairs hold {pairs.context_index.shape[1]} context frames per step, but the world model "
+                        f"takes {world_model.config.context_frames}")
+    palette = torch.from_numpy(pairs.palette)
+    same_frame = same_code = exact_enc = exact_map = 0
+    for start in range(0, idx.shape[0], batch_size):
+        b = idx[start:start + batch_size]
+        context = torch.from_numpy(pairs.frames[pairs.context_index[b]])                      # (b, C, H, W) indices
+        truth = torch.from_numpy(pairs.frames[pairs.next_index[b]]).long()                    # (b, H, W)
+        actions = torch.from_numpy(pairs.actions[b])
+        encoder_codes = torch.from_numpy(pairs.codes[b])                                      # (b, L)
+        mapped = mapper.sample_codes(actions, palette[context.long()]).cpu()                  # (b, L)
+        device = world_model.device
+        from_encoder = world_model.predict_next(context.to(device), encoder_codes.to(device)).cpu()  # (b, H, W)
+        agree = (mapped == encoder_codes).all(1)
+        from_map = from_encoder.clone()
+        if (~agree).any():  # equal codes give equal frames: decode only where they differ
+            from_map[~agree] = world_model.predict_next(context[~agree].to(device), mapped[~agree].to(device)).cpu()
+        same = (from_map == from_encoder).flatten(1).all(1)
+        same_frame += int(same.sum())
+        same_code += int(agree.sum())
+        exact_enc += int((from_encoder == truth).flatten(1).all(1).sum())
+        exact_map += int((from_map == truth).flatten(1).all(1).sum())
+        if progress is not None:
+            progress.update(len(b))
+    n = max(1, idx.shape[0])
+    return {"e2e_same_frame": same_frame / n, "e2e_same_code": same_code / n,
+            "e2e_exact_encoder": exact_enc / n, "e2e_exact_mapped": exact_map / n, "e2e_steps": float(idx.shape[0])}

@@ -1,0 +1,298 @@
+"""The learned game as a Gymnasium environment: the emulator replaced by the two trained models.
+
+    from models.neural_env import NeuralBreakoutEnv
+    env = NeuralBreakoutEnv(checkpoint_dir="checkpoints/pretrained", device="cpu")
+    obs, info = env.reset(seed=0, options={"frames": frames})  # uint8 (n, 210, 160, 3), n >= env.context_length
+    obs, reward, terminated, truncated, info = env.step(action)   # 0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT
+
+One step: the action-to-latent mapper (stage 4) turns the player's action into a latent action,
+and the world model (stage 2's decoder) predicts the next frame from the last ``context_length``
+frames and that latent. The predicted frame becomes part of the context of the next step.
+
+Also registered as ``NeuralBreakout-v0`` for ``gymnasium.make`` (once this module is imported, or
+as ``gymnasium.make("models.neural_env:NeuralBreakout-v0")``).
+
+Comparing with the emulator: ``real_start`` plays the first moves of a real game and returns its
+frames with the emulator positioned just after them, so the same actions can be given to both."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from models.action_to_latent import load_action_mapper
+from models.atari import make_rgb_env
+from models.cli import UserError
+from models.latent_action import LatentActionModel, load_latent_action_model
+from models.runtime import pick_device
+
+ENV_ID = "NeuralBreakout-v0"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKPOINT_DIR = "checkpoints/pretrained"
+PRETRAINED_DIR = REPO_ROOT / DEFAULT_CHECKPOINT_DIR
+# File names looked for in a checkpoint folder, shipped name first, then the training scripts' names.
+WORLD_MODEL_FILES = ("latent_action.pt", "best.pt")
+MAPPER_FILES = ("action_to_latent.pt", "action_to_latent_best.pt")
+ACTION_NAMES = ("NOOP", "FIRE", "RIGHT", "LEFT")
+NOOP, FIRE, RIGHT, LEFT = range(4)
+DEFAULT_MAX_EPISODE_STEPS = 10_000
+MAX_START_TAPS = 6     # a real start taps random moves up to this many times before FIRE (one tap: ~22 px)
+RENDER_FPS = 15        # the original game's pace: 60 Hz with frame skip 4
+
+
+class NeuralEnvError(UserError, ValueError):
+    """Bad input to the neural environment (action, start frames, options): one clear sentence."""
+
+
+class ActionMapper(Protocol):
+    """What the environment needs of stage 4's mapper (``models.action_to_latent``)."""
+
+    def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None, temperature: float = 0.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+
+# ------------------------------------------------------------------------------- loading
+
+def find_checkpoint(directory: Path, names: tuple[str, ...], what: str, how: str) -> Path:
+    """The first of ``names`` present in ``directory``; otherwise one sentence saying how to get it."""
+    for name in names:
+        if (directory / name).is_file():
+            return directory / name
+    if not directory.is_dir():
+        raise UserError(f"checkpoint folder {directory} does not exist: it should hold {names[0]} ({what}); {how}")
+    raise UserError(f"{directory / names[0]} ({what}) is missing; {how}")
+
+
+def checkpoint_folder(checkpoint_dir: str | os.PathLike | None) -> Path:
+    """The folder to load from: ``None`` is the shipped one; a relative path missing from the working
+    directory is looked up in the repository, so the default works from anywhere."""
+    if checkpoint_dir is None:
+        return PRETRAINED_DIR
+    path = Path(checkpoint_dir)
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    return path
+
+
+def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device) -> tuple[LatentActionModel, ActionMapper]:
+    """The world model and the action mapper from one folder; a missing file gets one sentence."""
+    directory = checkpoint_folder(checkpoint_dir)
+    world_path = find_checkpoint(directory, WORLD_MODEL_FILES, "the world model",
+                                 "train it with train_latent_action.py (stage 2) and copy its best.pt there, "
+                                 "or point --checkpoint_dir at a folder that holds it")
+    mapper_path = find_checkpoint(directory, MAPPER_FILES, "the action-to-latent mapper",
+                                  "train it with train_action_to_latent.py (stage 4) and copy it there, "
+                                  "or point --checkpoint_dir at a folder that holds it")
+    world_model = load_latent_action_model(world_path, device)
+    mapper = load_action_mapper(mapper_path, device, latent_config=world_model.config)
+    return world_model, mapper
+
+
+# ----------------------------------------------------------------------------- real starts
+
+def real_start(emulator: gym.Env, num_frames: int, seed: int, moves_after_fire: int = 0) -> np.ndarray:
+    """Play the opening of a real game and return its last ``num_frames`` frames, uint8 (n, H, W, 3),
+    oldest first; the emulator is left just after the last one, ready for the next action.
+
+    The seed picks 0 to MAX_START_TAPS taps of random moves (each followed by a NOOP) before FIRE,
+    so the paddle starts in different places; ``moves_after_fire`` random actions (never FIRE)
+    follow the FIRE, and the frames end with NOOPs, so the ball is in play."""
+    names = emulator.unwrapped.get_action_meanings()
+    noop = names.index("NOOP") if "NOOP" in names else 0
+    quiet = [i for i, name in enumerate(names) if "FIRE" not in name]   # every action but FIRE
+    moves = [i for i in quiet if i != noop] or quiet
+    fire = names.index("FIRE") if "FIRE" in names else noop
+    rng = np.random.default_rng(seed)
+    plan: list[int] = []
+    for tap in rng.choice(moves, size=int(rng.integers(0, MAX_START_TAPS + 1))):
+        plan += [int(tap), noop]
+    plan += [fire] + [int(a) for a in rng.choice(quiet, size=moves_after_fire)] + [noop] * (num_frames - 1)
+    frame, _ = emulator.reset(seed=seed)
+    frames = [frame]
+    for action in plan:
+        frame, _, terminated, truncated, _ = emulator.step(action)
+        frames.append(frame)
+        if terminated or truncated:
+            raise UserError(f"the emulator's game ended during the {len(plan)}-step opening of a real start")
+    return np.stack(frames[-num_frames:])  # (n, H, W, 3)
+
+
+# ----------------------------------------------------------------------------- the environment
+
+class NeuralBreakoutEnv(gym.Env):
+    """Breakout played inside the learned world model.
+
+    Observation: the predicted frame, uint8 (210, 160, 3), like the emulator's. Actions: Discrete(4),
+    0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT.
+
+    The models predict frames only, and nothing in a predicted frame can be trusted to say that a
+    brick was hit or a life lost, so ``reward`` is always 0.0 and ``terminated`` always False; an
+    episode is ``truncated`` after ``max_episode_steps`` steps. ``info`` holds ``step`` (steps since
+    reset) and ``codes`` (the latent action used, int64 (num_latents,)).
+
+    ``reset(seed, options={"frames": frames})`` starts from given real frames, uint8
+    (n, 210, 160, 3) with n >= ``context_length``, oldest first (only the last ``context_length``
+    are used). Without frames it starts from a fresh emulator game, chosen by the seed.
+
+    ``temperature`` 0 takes the most likely latent and the most likely colour of each pixel; above
+    0 both are sampled, from a generator seeded by ``reset``'s seed, so a seed repeats a game."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS}
+
+    def __init__(self, checkpoint_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 temperature: float = 0.0, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+                 game: str = "Breakout", render_mode: str | None = None,
+                 models: tuple[LatentActionModel, ActionMapper] | None = None):
+        """``models``: an already loaded (world model, mapper) pair, used instead of ``checkpoint_dir``."""
+        if temperature < 0:
+            raise NeuralEnvError(f"temperature must be zero or more, got {temperature}")
+        if max_episode_steps < 1:
+            raise NeuralEnvError(f"max_episode_steps must be positive, got {max_episode_steps}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise NeuralEnvError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.world_model, self.mapper = models if models is not None else load_models(checkpoint_dir, self.device)
+        cfg = self.world_model.config
+        mapper_actions = getattr(getattr(self.mapper, "config", None), "num_actions", len(ACTION_NAMES))
+        if mapper_actions != len(ACTION_NAMES):
+            raise UserError(f"the action mapper knows {mapper_actions} actions, but this environment plays "
+                            f"{len(ACTION_NAMES)} ({', '.join(ACTION_NAMES)})")
+        self.context_length = cfg.context_frames
+        self.frame_shape = (cfg.height, cfg.width, 3)
+        self.temperature = float(temperature)
+        self.max_episode_steps = max_episode_steps
+        self.game = game
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(0, 255, self.frame_shape, np.uint8)
+        self.action_space = gym.spaces.Discrete(len(ACTION_NAMES))
+        self._emulator: gym.Env | None = None
+        self._generator = torch.Generator(device=self.device)
+        self._indices: torch.Tensor | None = None   # (1, C, H, W) uint8 palette indices, oldest first
+        self._rgb: torch.Tensor | None = None       # (1, C, H, W, 3) uint8, the same frames in RGB
+        self._frame: np.ndarray | None = None       # (H, W, 3) uint8, the latest frame
+        self._step = 0
+
+    # ----- gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"frames"}
+        if unknown:
+            raise NeuralEnvError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'frames'")
+        self._generator.manual_seed(int(self.np_random.integers(2 ** 62)))
+        if "frames" in options:
+            frames, start = self._check_frames(options["frames"]), "frames"
+        else:
+            # The same seed as real_start(emulator, n, seed), so a seeded start can be replayed in the emulator.
+            emulator_seed = seed if seed is not None else int(self.np_random.integers(2 ** 31))
+            frames, start = self._emulator_frames(emulator_seed), "emulator"
+        frames = frames[-self.context_length:]
+        with torch.inference_mode():
+            rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, C, H, W, 3)
+            self._indices = self.world_model.to_indices(rgb).to(torch.uint8)           # (1, C, H, W)
+            # The context as the model sees it: colours off the palette snapped to the nearest one.
+            self._rgb = self.world_model.to_rgb(self._indices)
+        self._frame = self._rgb[0, -1].cpu().numpy()
+        self._step = 0
+        return self._frame.copy(), {"step": 0, "start": start}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._indices is None:
+            raise NeuralEnvError("call reset() before step()")
+        action = self._check_action(action)
+        with torch.inference_mode():
+            actions = torch.tensor([action], dtype=torch.long, device=self.device)                  # (1,)
+            codes = self.mapper.sample_codes(actions, self._rgb, self.temperature, self._generator)  # (1, L)
+            nxt = self.world_model.predict_next(self._indices, codes, self.temperature, self._generator)  # (1, H, W)
+            nxt = nxt.to(torch.uint8)
+            nxt_rgb = self.world_model.to_rgb(nxt)                                                  # (1, H, W, 3)
+            self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
+            self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
+        self._frame = nxt_rgb[0].cpu().numpy()
+        self._step += 1
+        truncated = self._step >= self.max_episode_steps
+        info = {"step": self._step, "codes": codes[0].cpu().numpy().astype(np.int64)}
+        return self._frame.copy(), 0.0, False, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode == "rgb_array" and self._frame is not None:
+            return self._frame.copy()
+        return None
+
+    def close(self) -> None:
+        if self._emulator is not None:
+            self._emulator.close()
+            self._emulator = None
+
+    # ----- helpers
+
+    @property
+    def frame(self) -> np.ndarray | None:
+        """The latest frame, uint8 (H, W, 3) (not a copy)."""
+        return self._frame
+
+    def _emulator_frames(self, seed: int) -> np.ndarray:
+        if self._emulator is None:
+            self._emulator = make_rgb_env(self.game)
+        return real_start(self._emulator, self.context_length, seed)
+
+    def _check_frames(self, frames: Any) -> np.ndarray:
+        if not isinstance(frames, np.ndarray):
+            raise NeuralEnvError(f"options['frames'] must be a numpy array, got {type(frames).__name__}")
+        if frames.dtype != np.uint8:
+            raise NeuralEnvError(f"options['frames'] must be uint8 RGB frames, got dtype {frames.dtype}")
+        if frames.ndim != 4 or frames.shape[1:] != self.frame_shape:
+            expected = "(n, " + ", ".join(map(str, self.frame_shape)) + ")"
+            raise NeuralEnvError(f"options['frames'] must have shape {expected}, got {frames.shape}")
+        if frames.shape[0] < self.context_length:
+            raise NeuralEnvError(f"options['frames'] holds {frames.shape[0]} frame(s) but the model needs at least "
+                                 f"{self.context_length} (env.context_length)")
+        return frames
+
+    def _check_action(self, action: Any) -> int:
+        if isinstance(action, np.ndarray) and action.shape == ():
+            action = action.item()
+        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) \
+                or not 0 <= int(action) < len(ACTION_NAMES):
+            choices = ", ".join(f"{i} {name}" for i, name in enumerate(ACTION_NAMES))
+            raise NeuralEnvError(f"action must be an integer 0-{len(ACTION_NAMES) - 1} ({choices}), got {action!r}")
+        return int(action)
+
+
+# ----------------------------------------------------------------------------- side by side
+
+@dataclass
+class PairedRollout:
+    """The same actions played in the emulator and in the model from the same real start."""
+    start: np.ndarray    # (C, H, W, 3) uint8, the real frames both started from
+    actions: np.ndarray  # (S,) int64
+    real: np.ndarray     # (S, H, W, 3) uint8, the emulator's frames (the last one repeated after a game over)
+    neural: np.ndarray   # (S, H, W, 3) uint8, the model's frames
+
+
+def paired_rollout(env: NeuralBreakoutEnv, emulator: gym.Env, seed: int, actions: np.ndarray,
+                   moves_after_fire: int = 0) -> PairedRollout:
+    """Start ``env`` from a real start of ``emulator`` (``real_start`` with ``seed``), then give both
+    the same ``actions``; the model runs open loop on its own frames."""
+    start = real_start(emulator, env.context_length, seed, moves_after_fire)
+    env.reset(seed=seed, options={"frames": start})
+    real, neural = [], []
+    over = False
+    for action in actions:
+        if not over:
+            frame, _, terminated, truncated, _ = emulator.step(int(action))
+            over = terminated or truncated
+        real.append(frame)
+        neural.append(env.step(int(action))[0])
+    return PairedRollout(start=start, actions=np.asarray(actions, dtype=np.int64),
+                         real=np.stack(real), neural=np.stack(neural))
+
+
+if ENV_ID not in gym.registry:
+    gym.register(ENV_ID, entry_point=f"{__name__}:NeuralBreakoutEnv")

@@ -1,0 +1,276 @@
+"""Tests for models/action_to_latent.py and train_action_to_latent.py: the map's shapes and sampling, a
+synthetic problem with a known answer, refusing a map made for another latent shape, the pairs files,
+the end-to-end check through a (tiny, untrained) world model, and the script itself."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairSet, PairTensors, TrainSettings,
+                                     context_path_for, end_to_end, evaluate_mapper, load_action_mapper,
+                                     mapper_config, pool_frames, read_pairs, split_pairs, train_mapper, write_pairs)
+from models.checkpoint import CheckpointError, save_checkpoint
+from models.cli import UserError, parse_config
+from models.latent_action import LatentActionModel, model_config
+
+torch.set_num_threads(1)
+NAMES = ["NOOP", "FIRE", "RIGHT", "LEFT"]
+H, W = 20, 16          # small frames keep the synthetic problems fast
+PALETTE = np.array([[0, 0, 0], [200, 72, 72], [142, 142, 142]], np.uint8)
+
+
+def synthetic_pairs(num_games: int = 6, steps: int = 120, seed: int = 0) -> PairSet:
+    """A known mapping that needs the state: the code is 1 + action, except that a RIGHT with the
+    'paddle' (a block of colour 1) in the rightmost column, or a LEFT with it in the leftmost one, moves
+    nothing and gets the NOOP code. FIRE and NOOP share a code, as when the ball is in play."""
+    rng = np.random.default_rng(seed)
+    frames, actions, codes, ctx, nxt, games = [], [], [], [], [], []
+    offset = 0
+    for g in range(num_games):
+        col = rng.integers(0, 4, steps + 1)                          # paddle column (of 4) per frame
+        f = np.zeros((steps + 1, H, W), np.uint8)
+        for t, c in enumerate(col):
+            f[t, H - 3:H - 1, c * 4:c * 4 + 4] = 1
+        f[:, 2, :] = 2                                               # a static wall
+        a = rng.integers(0, 4, steps)
+        blocked = ((a == 2) & (col[:-1] == 3)) | ((a == 3) & (col[:-1] == 0))
+        code = np.where((a <= 1) | blocked, 1, a + 1)
+        t = np.arange(steps)
+        frames.append(f)
+        actions.append(a)
+        codes.append(code[:, None])
+        ctx.append(np.stack([np.maximum(t - 1, 0), t], 1) + offset)  # two context frames, the last is t
+        nxt.append(t + 1 + offset)
+        games.append(np.full(steps, g))
+        offset += steps + 1
+    meta = {"num_codes": 6, "num_latents": 1, "context_frames": 2, "game": "Breakout", "action_meanings": NAMES}
+    return PairSet(actions=np.concatenate(actions), codes=np.concatenate(codes), frames=np.concatenate(frames),
+                   palette=PALETTE, context_index=np.concatenate(ctx), next_index=np.concatenate(nxt),
+                   game_index=np.concatenate(games), metadata=meta)
+
+
+def train_on(pairs: PairSet, variant: str, steps: int = 300):
+    cfg = mapper_config(variant, pairs, state_pool=[2, 2], state_channels=[8, 16], hidden=32)
+    data = PairTensors(pairs, cfg)
+    split = split_pairs(pairs.game_index, 0.2, seed=0)
+    result = train_mapper(cfg, data, split.train, split.val, TrainSettings(num_steps=steps, batch_size=64,
+                                                                           learning_rate=3e-3, eval_every=50))
+    return result, evaluate_mapper(result.mapper, data, split.val)
+
+
+# ----------------------------------------------------------------------------------- the map
+
+@pytest.mark.parametrize("variant", ["action", "action_state"])
+def test_output_shapes_of_both_variants(variant: str) -> None:
+    cfg = ActionToLatentConfig(variant=variant, num_actions=4, num_latents=3, num_codes=7, context_frames=4,
+                               state_frames=2, state_channels=[4, 8], hidden=16)
+    mapper = ActionToLatent(cfg).eval()
+    actions = torch.tensor([0, 1, 2, 3, 3])
+    context = torch.randint(0, 256, (5, 4, 210, 160, 3), dtype=torch.uint8)
+    pooled = mapper.state_from_context(context) if variant == "action_state" else None
+    if pooled is not None:
+        assert pooled.shape == (5, 2, 3, 42, 40) and pooled.dtype == torch.uint8
+    assert mapper(actions, pooled).shape == (5, 3, 7)
+    codes = mapper.sample_codes(actions, context if variant == "action_state" else None)
+    assert codes.shape == (5, 3) and codes.dtype == torch.int64 and codes.max() < 7
+
+
+def test_temperature_zero_is_argmax_and_sampling_is_seeded() -> None:
+    cfg = ActionToLatentConfig(variant="action", num_actions=4, num_latents=2, num_codes=5)
+    mapper = ActionToLatent(cfg).eval()
+    actions = torch.arange(4).repeat(50)
+    logits = mapper(actions)
+    assert torch.equal(mapper.sample_codes(actions, temperature=0.0), logits.argmax(-1))
+    draw = lambda seed: mapper.sample_codes(actions, temperature=5.0, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(draw(1), draw(1))
+    assert not torch.equal(draw(1), logits.argmax(-1))  # a hot temperature leaves the argmax
+
+
+def test_bad_inputs_to_the_map_are_refused() -> None:
+    mapper = ActionToLatent(ActionToLatentConfig(context_frames=2, state_channels=[4], hidden=8)).eval()
+    with pytest.raises(ValueError, match="needs the context frames"):
+        mapper.sample_codes(torch.tensor([0]))
+    with pytest.raises(ValueError, match="context must be uint8 RGB"):
+        mapper.sample_codes(torch.tensor([0]), torch.zeros(1, 1, 210, 160, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="actions must lie in"):
+        mapper.sample_codes(torch.tensor([4]), torch.zeros(1, 2, 210, 160, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="state_frames"):
+        ActionToLatentConfig(context_frames=1, state_frames=2)
+
+
+def test_pooling_averages_blocks_and_rounds() -> None:
+    rgb = torch.zeros(1, 4, 4, 3, dtype=torch.uint8)
+    rgb[0, 0, 0] = torch.tensor([200, 72, 10])
+    pooled = pool_frames(rgb, [2, 2])                                # (1, 3, 2, 2)
+    assert pooled.shape == (1, 3, 2, 2)
+    assert pooled[0, :, 0, 0].tolist() == [50, 18, 2] and pooled[0, :, 1, 1].tolist() == [0, 0, 0]
+
+
+def test_known_mapping_is_learned_exactly() -> None:
+    pairs = synthetic_pairs()
+    result, ev = train_on(pairs, "action_state")
+    assert ev.metrics["accuracy"] == 1.0 and ev.metrics["step_accuracy"] == 1.0
+    assert all(ev.metrics[f"accuracy_{n}"] == 1.0 for n in NAMES)
+    # The action alone cannot see the walls: it must miss exactly the blocked moves.
+    _, ev_action = train_on(pairs, "action", steps=200)
+    split = split_pairs(pairs.game_index, 0.2, seed=0)
+    a, code = pairs.actions[split.val], pairs.codes[split.val, 0]
+    blocked = ((a == 2) | (a == 3)) & (code == 1)
+    assert ev_action.metrics["accuracy"] == pytest.approx(1 - blocked.mean())
+
+
+def test_split_keeps_games_apart_and_cuts_a_single_game_in_time() -> None:
+    games = np.repeat(np.arange(10), 7)
+    split = split_pairs(games, 0.2, seed=3)
+    assert not set(games[split.train]) & set(games[split.val]) and len(set(games[split.val])) == 2
+    assert sorted(np.concatenate([split.train, split.val])) == list(range(70))
+    one = split_pairs(np.zeros(10, np.int64), 0.2)
+    assert one.train.tolist() == list(range(8)) and one.val.tolist() == [8, 9]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_mapper(path: Path, **overrides) -> ActionToLatentConfig:
+    cfg = ActionToLatentConfig(**{"variant": "action", "num_latents": 1, "num_codes": 8, "context_frames": 2,
+                                  "state_frames": 2, "action_meanings": NAMES, **overrides})
+    save_checkpoint(path, stage="action_to_latent", model=ActionToLatent(cfg), config=cfg, step=1)
+    return cfg
+
+
+def tiny_world_model(**overrides) -> LatentActionModel:
+    torch.manual_seed(0)
+    return LatentActionModel(model_config("tiny", PALETTE, height=H, width=W, **overrides)).eval()
+
+
+def test_loader_rebuilds_the_map_from_the_file_alone(tmp_path: Path) -> None:
+    cfg = save_mapper(tmp_path / "m.pt")
+    mapper = load_action_mapper(tmp_path / "m.pt", latent_config=tiny_world_model().config)
+    assert mapper.config == cfg and not mapper.training
+
+
+def test_a_map_for_another_latent_shape_is_refused(tmp_path: Path) -> None:
+    save_mapper(tmp_path / "m.pt", num_codes=16)
+    with pytest.raises(CheckpointError, match=r"codebook of 16, but the world model has 1 with a codebook of 8"):
+        load_action_mapper(tmp_path / "m.pt", latent_config=tiny_world_model().config)
+    save_mapper(tmp_path / "grid.pt", num_latents=4)
+    with pytest.raises(CheckpointError, match="4 latent position"):
+        load_action_mapper(tmp_path / "grid.pt", latent_config=tiny_world_model().config)
+
+
+def test_missing_and_wrong_stage_files_get_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_action_mapper(tmp_path / "nothing.pt")
+    model = tiny_world_model()
+    save_checkpoint(tmp_path / "wm.pt", stage="latent_action", model=model, config=model.config, step=0)
+    with pytest.raises(CheckpointError, match="belongs to stage 'latent_action', not 'action_to_latent'"):
+        load_action_mapper(tmp_path / "wm.pt")
+
+
+# ----------------------------------------------------------------------------- pairs files
+
+def test_pairs_round_trip_and_schema(tmp_path: Path) -> None:
+    pairs = synthetic_pairs(num_games=2, steps=10)
+    path = tmp_path / "action_latent_pairs.json"
+    write_pairs(path, pairs)
+    entries = json.loads(path.read_text())
+    assert len(entries) == 20 and all(set(e) == {"action", "latent_code"} for e in entries)
+    assert entries[3] == {"action": int(pairs.actions[3]), "latent_code": [int(pairs.codes[3, 0])]}
+    back = read_pairs(path)
+    for name in ("actions", "codes", "frames", "palette", "context_index", "next_index", "game_index"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(pairs, name))
+    assert back.metadata == pairs.metadata
+
+
+def test_pairs_files_that_disagree_or_are_missing_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    with pytest.raises(UserError, match="does not exist"):
+        read_pairs(path)
+    write_pairs(path, synthetic_pairs(num_games=2, steps=10))
+    entries = json.loads(path.read_text())
+    entries[0]["action"] = (entries[0]["action"] + 1) % 4
+    path.write_text(json.dumps(entries))
+    with pytest.raises(UserError, match="disagree"):
+        read_pairs(path)
+    path.write_text("[{\"action\": 1")
+    with pytest.raises(UserError, match="not valid JSON"):
+        read_pairs(path)
+    path.write_text(json.dumps(entries))
+    context_path_for(path).unlink()
+    with pytest.raises(UserError, match="context archive"):
+        read_pairs(path)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+def test_end_to_end_compares_decoded_frames() -> None:
+    """On a tiny untrained world model: a map that reproduces the encoder's codes gives the same frame
+    every step; codes from another map can only give the same frame where the decoder ignores them."""
+    world = tiny_world_model()
+    pairs = synthetic_pairs(num_games=2, steps=12)
+    pairs.metadata["num_codes"] = world.config.num_codes
+    context = torch.from_numpy(pairs.frames[pairs.context_index])    # (N, C, H, W)
+    # Stand-in encoder codes that depend on the action only, and a map that knows them exactly.
+    pairs.codes = (pairs.actions[:, None] * 2) % world.config.num_codes
+    mapper = ActionToLatent(mapper_config("action", pairs)).eval()
+    with torch.no_grad():
+        mapper.table.weight.zero_()
+        mapper.table.bias.zero_()
+        for a in range(4):
+            mapper.table.weight[(2 * a) % world.config.num_codes, a] = 10.0
+    idx = np.arange(len(pairs))
+    result = end_to_end(mapper, world, pairs, idx, batch_size=5)
+    assert result["e2e_same_code"] == 1.0 and result["e2e_same_frame"] == 1.0 and result["e2e_steps"] == 24
+    pairs.codes = (pairs.codes + 1) % world.config.num_codes  # now every mapped code is wrong
+    result = end_to_end(mapper, world, pairs, idx, batch_size=5)
+    assert result["e2e_same_code"] == 0.0
+    mapped = mapper.sample_codes(torch.from_numpy(pairs.actions))
+    same = (world.predict_next(context, mapped) == world.predict_next(context, torch.from_numpy(pairs.codes)))
+    assert result["e2e_same_frame"] == pytest.approx(same.flatten(1).all(1).float().mean().item())
+    wrong = ActionToLatent(ActionToLatentConfig(variant="action", num_latents=1, num_codes=3, context_frames=2))
+    with pytest.raises(CheckpointError, match="codebook of 3"):
+        end_to_end(wrong, world, pairs, idx)
+
+
+# ----------------------------------------------------------------------------- the script
+
+def test_train_script_end_to_end(tmp_path: Path, script) -> None:
+    pairs = synthetic_pairs(num_games=5, steps=60)
+    world = tiny_world_model()
+    pairs.metadata["num_codes"] = world.config.num_codes
+    save_checkpoint(tmp_path / "wm.pt", stage="latent_action", model=world, config=world.config, step=0)
+    pairs.metadata["latent_checkpoint"] = str(tmp_path / "wm.pt")
+    write_pairs(tmp_path / "pairs.json", pairs)
+    out = tmp_path / "ckpt" / "action_to_latent_best.pt"
+    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--output_path", str(out),
+                  "--num_steps", "60", "--eval_every", "30", "--state_pool", "2", "2", "--state_channels", "8", "16",
+                  "--hidden", "32", "--learning_rate", "0.003", "--sweep", "--sweep_sizes", "50", "0",
+                  "--sweep_variants", "action", "--num_e2e", "20", "--threads", "1")
+    mapper = load_action_mapper(out, latent_config=world.config)
+    assert mapper.config.variant == "action_state" and mapper.config.state_pool == [2, 2]
+    payload = torch.load(out, weights_only=True)
+    assert payload["metrics"]["e2e_steps"] == 20 and 0 <= payload["metrics"]["accuracy"] <= 1
+    for name in ("metrics.csv", "curves.png", "confusion.png", "sweep.csv", "sweep.png"):
+        assert (out.parent / f"action_to_latent_{name}").is_file(), name
+    sweep = (out.parent / "action_to_latent_sweep.csv").read_text().splitlines()
+    assert sweep[0].startswith("variant,labelled_pairs,accuracy") and len(sweep) == 3
+    assert "accuracy=" in proc.stdout
+
+
+def test_train_script_refuses_bad_input(tmp_path: Path, script) -> None:
+    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "none.json"), check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+
+def test_train_flags_are_checked(capsys) -> None:
+    from train_action_to_latent import TrainConfig
+    for flags, message in ((["--max_pairs", "-5"], "--max_pairs must be zero or more"),
+                           (["--labelled_fraction", "0"], "--labelled_fraction must lie in (0, 1]"),
+                           (["--sweep_variants", "tabular"], "unknown variant")):
+        with pytest.raises(SystemExit) as exc:
+            parse_config(TrainConfig, "", flags)
+        assert exc.value.code == 2 and message in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""Tests for models/latent_action.py: quantizer, shapes, learning, checkpoints."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoint import CheckpointError, save_checkpoint
+from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, fold_frames, load_latent_action_model,
+                                  model_config, rollout, train_step, unfold_frames)
+
+PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def frames(batch: int, count: int, seed: int = 0) -> torch.Tensor:
+    """(batch, count, 210, 160) palette indices: black with a few coloured blocks."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.zeros(batch, count, 210, 160, dtype=torch.uint8)
+    for b in range(batch):
+        for _ in range(3):
+            r, c = torch.randint(0, 200, (2,), generator=gen).tolist()
+            x[b, :, r:r + 6, c % 150:c % 150 + 8] = int(torch.randint(1, len(PALETTE), (1,), generator=gen))
+    return x
+
+
+def tiny_model(seed: int = 0, **overrides) -> LatentActionModel:
+    torch.manual_seed(seed)
+    return LatentActionModel(model_config("tiny", PALETTE, **overrides))
+
+
+def test_straight_through_gradient_reaches_the_encoder_output():
+    vq = VectorQuantizer(num_codes=8, code_dim=4)
+    z = torch.randn(3, 4, 1, 2, requires_grad=True)
+    q = vq(z)
+    assert q.codes.shape == (3, 2) and q.latent.shape == (3, 4, 1, 2)
+    # The forward value is the chosen code ...
+    torch.testing.assert_close(q.latent.permute(0, 2, 3, 1).reshape(-1, 4), vq.book()[q.codes.flatten()])
+    # ... and the gradient of the decoder side flows into z.
+    (q.latent * torch.randn_like(q.latent)).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_entropy_term_has_a_gradient():
+    vq = VectorQuantizer(num_codes=8, code_dim=4)
+    z = torch.randn(16, 4, 1, 1, requires_grad=True)
+    vq(z).entropy_loss.backward()
+    assert z.grad.abs().sum() > 0
+
+
+def test_unused_codes_are_reset_onto_encoder_outputs():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=4, code_dim=3)
+    vq.train()
+    target = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0]]), dim=1)
+    vq.codebook.data[0] = target[0]
+    z = target.repeat(8, 1)[:, :, None, None]           # every output is code 0
+    for _ in range(10):                                 # code 0 gets used, codes 1-3 never
+        vq(z)
+    before = vq.codebook.data.clone()
+    assert vq.reset_dead_codes(z.flatten(1), dead_share=0.05) == 3
+    torch.testing.assert_close(vq.codebook.data[0], before[0])           # the live code stays
+    assert torch.allclose(vq.book()[1:], target.expand(3, 3), atol=0.05)  # the dead ones move onto the data
+    assert vq.reset_dead_codes(z.flatten(1), dead_share=0.05) == 0       # and get time to be chosen
+
+
+@pytest.mark.parametrize("preset", ["default", "original"])
+def test_output_shapes_and_dtypes(preset):
+    torch.manual_seed(0)
+    model = LatentActionModel(model_config(preset, PALETTE)).eval()
+    cfg = model.config
+    context, nxt = frames(2, cfg.context_frames), frames(2, 1, seed=1)[:, 0]
+    with torch.no_grad():
+        out = model(context, nxt)
+        codes = model.encode_latents(context, nxt)
+        pred = model.predict_next(context, codes)
+        rgb = model.prediction_rgb(out.prediction)
+    assert codes.shape == (2, cfg.num_latents) and codes.dtype == torch.int64
+    assert int(codes.max()) < cfg.num_codes
+    assert pred.shape == (2, 210, 160) and pred.dtype == torch.int64 and int(pred.max()) < len(PALETTE)
+    assert rgb.shape == (2, 210, 160, 3) and rgb.dtype == torch.uint8
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+
+
+def test_fold_and_unfold_are_inverse():
+    cfg = model_config("default", PALETTE)
+    x = frames(2, 1)
+    folded = fold_frames(x, cfg)                       # (2, 1, 16, h, w)
+    assert folded.shape[2] == cfg.fold ** 2
+    torch.testing.assert_close(unfold_frames(folded[:, 0], cfg), x[:, 0].long())
+
+
+def test_a_decoder_with_no_opinion_copies_the_last_frame():
+    model = tiny_model().eval()
+    torch.nn.init.zeros_(model.decoder.head.weight)
+    torch.nn.init.zeros_(model.decoder.head.bias)
+    context = frames(2, model.config.context_frames)
+    with torch.no_grad():
+        pred = model.predict_next(context, model.random_codes(2))
+    torch.testing.assert_close(pred, context[:, -1].long())
+
+
+def test_sampling_gives_valid_indices_and_rollouts_chain():
+    model = tiny_model().eval()
+    context = frames(1, model.config.context_frames)
+    with torch.no_grad():
+        sample = model.predict_next(context, model.random_codes(1), temperature=1.0,
+                                    generator=torch.Generator().manual_seed(0))
+        frames_out = rollout(model, context, model.random_codes(1)[:, None].repeat(1, 3, 1))
+    assert sample.shape == (1, 210, 160) and 0 <= int(sample.min()) and int(sample.max()) < len(PALETTE)
+    assert frames_out.shape == (1, 3, 210, 160)
+
+
+def test_loss_falls_on_a_tiny_batch():
+    model = tiny_model()
+    context = frames(2, model.config.context_frames)
+    nxt = context[:, -1].clone()
+    nxt[0, 100:104, 50:52] = 1   # a "ball" appears in one, a block moves in the other
+    nxt[1, 20:26, 30:38] = 3
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = [train_step(model, optimizer, context, nxt)[0] for _ in range(25)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_checkpoint_round_trip_and_clear_errors(tmp_path):
+    model = tiny_model()
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, stage=STAGE, model=model, config=model.config, step=3)
+    loaded = load_latent_action_model(path)
+    context = frames(1, model.config.context_frames)
+    codes = torch.zeros(1, model.config.num_latents, dtype=torch.long)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict_next(context, codes), model.eval().predict_next(context, codes))
+    assert loaded.config == model.config
+
+    other = tmp_path / "dqn.pt"
+    save_checkpoint(other, stage="dqn", model=model, config=model.config, step=3)
+    with pytest.raises(CheckpointError, match="belongs to stage 'dqn'"):
+        load_latent_action_model(other)
+
+    mismatched = tmp_path / "mismatch.pt"
+    bigger = tiny_model(num_codes=16)
+    save_checkpoint(mismatched, stage=STAGE, model=bigger, config=model.config, step=3)
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_latent_action_model(mismatched)
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_latent_action_model(truncated)
+
+
+def test_model_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="latent_grid"):
+        model_config("tiny", PALETTE, latent_grid=[0, 2])
+    with pytest.raises(ValueError, match="palette"):
+        LatentActionModel(model_config("tiny", np.zeros((0, 3))))

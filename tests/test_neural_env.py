@@ -1,0 +1,181 @@
+"""The neural game's Gymnasium environment on tiny, randomly initialised checkpoints: the API
+contract (gymnasium's own checker, shapes, dtypes, seeding) and every error case.
+
+``write_tiny_checkpoints`` is also used by the tests of the two stage-5 programs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from models.action_to_latent import ActionToLatent, ActionToLatentConfig
+from models.atari import make_rgb_env
+from models.checkpoint import CheckpointError, save_checkpoint
+from models.cli import UserError
+from models.frame_dataset import palette_from_frames
+from models.latent_action import LatentActionModel, model_config
+from models.neural_env import (ACTION_NAMES, ENV_ID, NeuralBreakoutEnv, NeuralEnvError, paired_rollout,
+                               real_start)
+
+H, W = 210, 160
+
+
+def write_tiny_checkpoints(directory: Path, num_codes: int | None = None) -> Path:
+    """A tiny random world model (palette from real frames) and a tiny state-aware mapper for it, saved
+    as the shipped files; ``num_codes`` gives the mapper another codebook size (a mismatch)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    emulator = make_rgb_env()
+    frames = real_start(emulator, 6, seed=0)
+    emulator.close()
+    torch.manual_seed(0)
+    world = LatentActionModel(model_config("tiny", palette_from_frames([frames])))
+    save_checkpoint(directory / "latent_action.pt", stage="latent_action", model=world, config=world.config, step=0)
+    cfg = world.config
+    mapper_cfg = ActionToLatentConfig(variant="action_state", num_latents=cfg.num_latents,
+                                      num_codes=num_codes or cfg.num_codes, context_frames=cfg.context_frames,
+                                      state_frames=2, state_channels=[4, 8], hidden=16,
+                                      action_meanings=list(ACTION_NAMES), game="Breakout")
+    save_checkpoint(directory / "action_to_latent.pt", stage="action_to_latent", model=ActionToLatent(mapper_cfg),
+                    config=mapper_cfg, step=0)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def start_frames() -> np.ndarray:
+    emulator = make_rgb_env()
+    frames = real_start(emulator, 5, seed=1)
+    emulator.close()
+    return frames  # (5, H, W, 3)
+
+
+@pytest.fixture(scope="module")
+def env(tiny_dir: Path):
+    env = NeuralBreakoutEnv(tiny_dir, temperature=1.0)
+    yield env
+    env.close()
+
+
+def test_gymnasium_checker_passes(tiny_dir: Path) -> None:
+    env = gym.make(ENV_ID, checkpoint_dir=tiny_dir, temperature=1.0)
+    check_env(env.unwrapped)  # with a spec, so the rgb_array render mode is checked too
+    env.close()
+
+
+def test_reset_and_step_follow_the_contract(tiny_dir: Path, start_frames: np.ndarray) -> None:
+    env = NeuralBreakoutEnv(tiny_dir)  # temperature 0
+    assert env.context_length == 2
+    obs, info = env.reset(seed=0, options={"frames": start_frames})
+    assert obs.shape == (H, W, 3) and obs.dtype == np.uint8
+    assert np.array_equal(obs, start_frames[-1]) and info == {"step": 0, "start": "frames"}
+    for t, action in enumerate([0, 1, 2, 3, np.int64(2), np.array(3)], start=1):
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert obs.shape == (H, W, 3) and obs.dtype == np.uint8
+        assert reward == 0.0 and terminated is False and truncated is False
+        assert info["step"] == t and info["codes"].shape == (1,) and info["codes"].dtype == np.int64
+    assert env.render() is None  # no render mode asked for
+    obs, info = env.reset(seed=0)  # no frames: a fresh emulator game
+    assert obs.shape == (H, W, 3) and info["start"] == "emulator"
+    env.close()
+
+
+def test_emulator_start_is_the_seeds_real_start(tiny_dir: Path) -> None:
+    env = NeuralBreakoutEnv(tiny_dir)
+    obs, _ = env.reset(seed=5)
+    emulator = make_rgb_env()
+    assert np.array_equal(obs, real_start(emulator, env.context_length, seed=5)[-1])
+    emulator.close()
+    env.close()
+
+
+def rollout(env: NeuralBreakoutEnv, seed: int, frames: np.ndarray | None, actions: list[int]) -> np.ndarray:
+    first, _ = env.reset(seed=seed, options=None if frames is None else {"frames": frames})
+    return np.stack([first] + [env.step(a)[0] for a in actions])
+
+
+def test_same_seed_same_frames(env: NeuralBreakoutEnv, start_frames: np.ndarray) -> None:
+    actions = [1, 2, 2, 3, 0]
+    a = rollout(env, 3, start_frames, actions)
+    b = rollout(env, 3, start_frames, actions)
+    c = rollout(env, 4, start_frames, actions)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)  # temperature 1 samples: another seed, another game
+    assert np.array_equal(rollout(env, 7, None, actions), rollout(env, 7, None, actions))
+
+
+def test_gymnasium_make_and_truncation(tiny_dir: Path) -> None:
+    env = gym.make(ENV_ID, checkpoint_dir=str(tiny_dir), max_episode_steps=3)
+    env.reset(seed=0)
+    assert [env.step(0)[3] for _ in range(3)] == [False, False, True]
+    env.close()
+
+
+@pytest.mark.parametrize("action", [4, -1, 1.0, "LEFT", True, None, np.array([1, 2])])
+def test_a_wrong_action_is_refused(env: NeuralBreakoutEnv, action: object) -> None:
+    env.reset(seed=0)
+    with pytest.raises(NeuralEnvError, match=r"action must be an integer 0-3 \(0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT\)"):
+        env.step(action)
+
+
+def test_wrong_frames_are_refused(env: NeuralBreakoutEnv, start_frames: np.ndarray) -> None:
+    cases = {
+        "must be uint8": start_frames.astype(np.float32),
+        r"must have shape \(n, 210, 160, 3\), got \(5, 84, 84, 3\)": np.zeros((5, 84, 84, 3), np.uint8),
+        r"must have shape \(n, 210, 160, 3\), got \(210, 160, 3\)": start_frames[0],
+        "holds 1 frame.* at least 2": start_frames[:1],
+        "must be a numpy array": start_frames.tolist(),
+    }
+    for message, frames in cases.items():
+        with pytest.raises(NeuralEnvError, match=message):
+            env.reset(options={"frames": frames})
+    with pytest.raises(NeuralEnvError, match="unknown reset option"):
+        env.reset(options={"frame": start_frames})
+
+
+def test_step_before_reset_is_refused(tiny_dir: Path) -> None:
+    with pytest.raises(NeuralEnvError, match=r"call reset\(\) before step\(\)"):
+        NeuralBreakoutEnv(tiny_dir).step(0)
+
+
+def test_missing_checkpoints_name_the_file(tmp_path: Path, tiny_dir: Path) -> None:
+    with pytest.raises(UserError, match=f"checkpoint folder {tmp_path / 'nothing'} does not exist.*latent_action.pt"):
+        NeuralBreakoutEnv(tmp_path / "nothing")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "latent_action.pt").write_bytes((tiny_dir / "latent_action.pt").read_bytes())
+    with pytest.raises(UserError, match=r"action_to_latent.pt \(the action-to-latent mapper\) is missing; "
+                                        r"train it with train_action_to_latent.py"):
+        NeuralBreakoutEnv(tmp_path / "half")
+
+
+def test_a_mapper_for_another_world_model_is_refused(tmp_path: Path) -> None:
+    write_tiny_checkpoints(tmp_path, num_codes=5)
+    with pytest.raises(CheckpointError, match="codebook of 5"):
+        NeuralBreakoutEnv(tmp_path)
+
+
+def test_bad_settings_are_refused(tiny_dir: Path) -> None:
+    with pytest.raises(NeuralEnvError, match="temperature"):
+        NeuralBreakoutEnv(tiny_dir, temperature=-1)
+    with pytest.raises(NeuralEnvError, match="max_episode_steps"):
+        NeuralBreakoutEnv(tiny_dir, max_episode_steps=0)
+
+
+def test_paired_rollout_starts_both_from_the_same_frames(env: NeuralBreakoutEnv) -> None:
+    emulator = make_rgb_env()
+    pair = paired_rollout(env, emulator, seed=2, actions=np.array([2, 2, 3]))
+    emulator.close()
+    assert pair.real.shape == pair.neural.shape == (3, H, W, 3) and pair.start.shape == (2, H, W, 3)
+    emulator = make_rgb_env()
+    start = real_start(emulator, 2, seed=2)
+    assert np.array_equal(start, pair.start)
+    assert np.array_equal(emulator.step(2)[0], pair.real[0])
+    emulator.close()
