@@ -25,3 +25,11 @@ def run_script(*args: str, timeout: float = 300, check: bool = True) -> subproce
 @pytest.fixture
 def script():
     return run_script
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A folder with a tiny random world model and mapper saved as the shipped files."""
+    from tiny_models import write_tiny_checkpoints
+
+    return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))

@@ -7,7 +7,6 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 import debug_color_channels
 import debug_first_step_difference
@@ -17,13 +16,6 @@ from models.atari import make_rgb_env
 from models.cli import UserError
 from models.episodes import Episode, save_episode
 from models.neural_env import real_start
-from test_neural_env import write_tiny_checkpoints
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

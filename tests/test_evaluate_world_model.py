@@ -9,7 +9,6 @@ from pathlib import Path
 import imageio
 import numpy as np
 import pytest
-import torch
 
 import evaluate_world_model
 from models import world_model_evaluation as ev
@@ -17,13 +16,6 @@ from models.atari import make_rgb_env
 from models.cli import UserError
 from models.episodes import Episode, EpisodeError, save_episode
 from models.neural_env import ACTION_NAMES, FIRE, LEFT, NOOP, RIGHT, real_start
-from test_neural_env import write_tiny_checkpoints
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
 
 
 def run(tiny_dir: Path, out: Path, *flags: str) -> dict:

@@ -1,7 +1,5 @@
 """The neural game's Gymnasium environment on tiny, randomly initialised checkpoints: the API
-contract (gymnasium's own checker, shapes, dtypes, seeding) and every error case.
-
-``write_tiny_checkpoints`` is also used by the tests of the two stage-5 programs."""
+contract (gymnasium's own checker, shapes, dtypes, seeding) and every error case."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,45 +7,16 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env
 
-from models.action_to_latent import ActionToLatent, ActionToLatentConfig
 from models.atari import make_rgb_env
-from models.checkpoint import CheckpointError, save_checkpoint
+from models.checkpoint import CheckpointError
 from models.cli import UserError
-from models.frame_dataset import palette_from_frames
-from models.latent_action import LatentActionModel, model_config
-from models.neural_env import (ACTION_NAMES, ENV_ID, NeuralBreakoutEnv, NeuralEnvError, paired_rollout,
+from tiny_models import write_tiny_checkpoints
+from models.neural_env import (ENV_ID, NeuralBreakoutEnv, NeuralEnvError, paired_rollout,
                                real_start)
 
 H, W = 210, 160
-
-
-def write_tiny_checkpoints(directory: Path, num_codes: int | None = None) -> Path:
-    """A tiny random world model (palette from real frames) and a tiny state-aware mapper for it, saved
-    as the shipped files; ``num_codes`` gives the mapper another codebook size (a mismatch)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    emulator = make_rgb_env()
-    frames = real_start(emulator, 6, seed=0)
-    emulator.close()
-    torch.manual_seed(0)
-    world = LatentActionModel(model_config("tiny", palette_from_frames([frames])))
-    save_checkpoint(directory / "latent_action.pt", stage="latent_action", model=world, config=world.config, step=0)
-    cfg = world.config
-    mapper_cfg = ActionToLatentConfig(variant="action_state", num_latents=cfg.num_latents,
-                                      num_codes=num_codes or cfg.num_codes, context_frames=cfg.context_frames,
-                                      state_frames=2, state_channels=[4, 8], hidden=16,
-                                      action_meanings=list(ACTION_NAMES), game="Breakout")
-    save_checkpoint(directory / "action_to_latent.pt", stage="action_to_latent", model=ActionToLatent(mapper_cfg),
-                    config=mapper_cfg, step=0)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

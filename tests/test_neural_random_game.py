@@ -12,12 +12,6 @@ import pytest
 from models.cli import UserError
 from models.neural_game import output_path
 import neural_random_game
-from test_neural_env import write_tiny_checkpoints
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
 
 
 def test_random_game_with_compare(script, tiny_dir: Path, tmp_path: Path) -> None:

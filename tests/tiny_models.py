@@ -1,0 +1,34 @@
+"""Tiny, randomly initialised shipped-style checkpoints (world model and mapper) for the tests of
+the neural environment and the programs built on it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models.action_to_latent import ActionToLatent, ActionToLatentConfig
+from models.atari import make_rgb_env
+from models.checkpoint import save_checkpoint
+from models.frame_dataset import palette_from_frames
+from models.latent_action import LatentActionModel, model_config
+from models.neural_env import ACTION_NAMES, real_start
+
+
+def write_tiny_checkpoints(directory: Path, num_codes: int | None = None) -> Path:
+    """A tiny random world model (palette from real frames) and a tiny state-aware mapper for it, saved
+    as the shipped files; ``num_codes`` gives the mapper another codebook size (a mismatch)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    emulator = make_rgb_env()
+    frames = real_start(emulator, 6, seed=0)
+    emulator.close()
+    torch.manual_seed(0)
+    world = LatentActionModel(model_config("tiny", palette_from_frames([frames])))
+    save_checkpoint(directory / "latent_action.pt", stage="latent_action", model=world, config=world.config, step=0)
+    cfg = world.config
+    mapper_cfg = ActionToLatentConfig(variant="action_state", num_latents=cfg.num_latents,
+                                      num_codes=num_codes or cfg.num_codes, context_frames=cfg.context_frames,
+                                      state_frames=2, state_channels=[4, 8], hidden=16,
+                                      action_meanings=list(ACTION_NAMES), game="Breakout")
+    save_checkpoint(directory / "action_to_latent.pt", stage="action_to_latent", model=ActionToLatent(mapper_cfg),
+                    config=mapper_cfg, step=0)
+    return directory
