@@ -21,17 +21,17 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint import (CheckpointError, atomic_write, config_from_checkpoint, load_checkpoint,
-                               load_state)
+from models.checkpoint import CheckpointError, atomic_write, config_from_checkpoint, load_checkpoint, load_state
 from models.cli import UserError
 from models.frame_dataset import IndexedGame, window_frame_indices
 
@@ -216,7 +216,7 @@ def action_counts(actions: np.ndarray, num_actions: int) -> np.ndarray:
 
 def code_counts(actions: np.ndarray, codes: np.ndarray, num_actions: int, num_codes: int) -> np.ndarray:
     """How often each action met each code at each latent position: (A, L, K)."""
-    n, positions = codes.shape
+    positions = codes.shape[1]
     counts = np.zeros((num_actions, positions, num_codes), np.int64)
     for pos in range(positions):
         np.add.at(counts[:, pos], (actions, codes[:, pos]), 1)
@@ -228,7 +228,10 @@ def format_pair_stats(actions: np.ndarray, codes: np.ndarray, names: Sequence[st
     """A table: each action's share of the pairs and its most frequent codes at each latent position."""
     counts = code_counts(actions, codes, len(names), num_codes)
     freq = action_counts(actions, len(names))
-    lines = [f"{len(actions)} pairs, {codes.shape[1]} latent position(s), codebook of {num_codes}"]
+    ceiling = (counts.argmax(-1)[actions] == codes).mean()  # each action's most frequent code, per position
+    header = (f"{len(actions)} pairs, {codes.shape[1]} latent position(s), codebook of {num_codes}; the action alone "
+              f"can tell at most {ceiling:.1%} of the codes (its most frequent code, on these pairs)")
+    lines = [header]
     for a, name in enumerate(names):
         share = freq[a] / max(1, len(actions))
         parts = []
@@ -259,6 +262,8 @@ def _code_heatmap(ax: Any, counts: np.ndarray, names: Sequence[str], title: str)
     shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     ax.imshow(shares, aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.set_yticks(range(len(names)), names)
+    if shares.shape[1] <= 32:
+        ax.set_xticks(range(shares.shape[1]))
     ax.set_xlabel("latent code")
     ax.set_title(title, fontsize=9)
     for a in range(shares.shape[0]):
@@ -608,7 +613,7 @@ class TrainResult:
 
 
 def train_mapper(cfg: ActionToLatentConfig, data: PairTensors, train_idx: np.ndarray, val_idx: np.ndarray,
-                 settings: TrainSettings, device: torch.device = torch.device("cpu"),
+                 settings: TrainSettings, device: torch.device | str = "cpu",
                  on_eval: Any = None, progress: Any = None) -> TrainResult:
     """Adam on random batches of ``train_idx`` for ``settings.num_steps`` steps; every ``eval_every`` steps
     the map is scored on (up to ``num_val`` of) ``val_idx`` and the best weights are kept.

@@ -112,7 +112,7 @@ def test_pooling_averages_blocks_and_rounds() -> None:
 
 def test_known_mapping_is_learned_exactly() -> None:
     pairs = synthetic_pairs()
-    result, ev = train_on(pairs, "action_state")
+    _, ev = train_on(pairs, "action_state")
     assert ev.metrics["accuracy"] == 1.0 and ev.metrics["step_accuracy"] == 1.0
     assert all(ev.metrics[f"accuracy_{n}"] == 1.0 for n in NAMES)
     # The action alone cannot see the walls: it must miss exactly the blocked moves.
