@@ -5,7 +5,8 @@ Two exploration modes:
   rnd          an exploration agent trained on (1-alpha)*extrinsic + alpha*intrinsic (random network
                distillation) and an exploitation agent trained on extrinsic reward, sharing one
                replay buffer; the exploitation agent is evaluated and saved.
-Writes checkpoints/dqn/{latest,best}.pt, metrics.csv and learning_curves.png."""
+Writes checkpoints/dqn/latest.pt (everything needed to resume), best.pt (the best evaluated network
+alone), metrics.csv and learning_curves.png."""
 from __future__ import annotations
 
 import time
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from models.agent_evaluation import evaluate_agent
 from models.atari import action_meanings, make_agent_vector_env
-from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
 from models.dqn import STAGE, DQNAgent, QNetworkConfig, boltzmann_actions, epsilon_greedy_actions, linear_schedule
 from models.replay import PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
@@ -66,6 +67,8 @@ class TrainConfig:
     output_dir: str = arg("checkpoints/dqn", "where checkpoints, metrics.csv and plots go")
     no_save: bool = arg(False, "write no checkpoints (metrics are still logged)")
     resume: bool = arg(False, "continue from output_dir/latest.pt (the replay buffer is refilled)")
+    init_checkpoint: str = arg("", "start from the Q-network of this checkpoint (e.g. best.pt or the shipped agent) "
+                                   "with fresh optimisers, continuing its step count and schedules")
     seed: int = arg(0, "random seed")
     device: str = arg("auto", "auto, cpu, cuda or mps")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
@@ -189,6 +192,21 @@ class Trainer:
         save_checkpoint(path, stage=STAGE, model=self.agent.online, config=self.net_config, step=self.step,
                         metrics=metrics, **extra)
 
+    def save_policy(self, path: Path, metrics: dict[str, float]) -> None:
+        """The exploitation network alone: small, for acting, shipping and --init_checkpoint."""
+        save_checkpoint(path, stage=STAGE, model=self.agent.online, config=self.net_config, step=self.step,
+                        metrics=metrics, run_config=asdict(self.cfg))
+
+    def start_from(self, path: Path) -> None:
+        """Both agents start from a saved Q-network (targets synced, optimisers fresh)."""
+        payload = load_checkpoint(path, stage=STAGE)
+        if config_from_checkpoint(payload, QNetworkConfig, path) != self.net_config:
+            raise CheckpointError(f"checkpoint {path} holds a Q-network of another shape ({payload['config']})")
+        for agent in filter(None, (self.agent, self.explorer)):
+            load_state(agent.online, payload["model"], path)
+            agent.sync_target()
+        self.step = payload["step"]
+
     def restore(self, path: Path) -> None:
         payload = load_checkpoint(path, stage=STAGE)
         self.agent.load(payload["agent"], path)
@@ -210,8 +228,10 @@ def main() -> None:
     trainer = Trainer(cfg)
     if cfg.resume:
         trainer.restore(out / "latest.pt")
+    elif cfg.init_checkpoint:
+        trainer.start_from(Path(cfg.init_checkpoint))
     log = MetricsLog(out / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),
-                     resume_step=trainer.step if cfg.resume else 0)
+                     resume_step=trainer.step if cfg.resume or cfg.init_checkpoint else 0)
     envs, buffer = trainer.envs, trainer.buffer
     obs, _ = envs.reset(seed=[cfg.seed * 1000 + trainer.step + i for i in range(cfg.num_envs)])
     buffer.start(obs[:, -1])
@@ -285,7 +305,7 @@ def evaluate_and_save(trainer: Trainer, log: MetricsLog, out: Path) -> None:
     trainer.best_eval = max(trainer.best_eval, result.mean)
     trainer.save(out / "latest.pt", scores)
     if improved:
-        trainer.save(out / "best.pt", scores)
+        trainer.save_policy(out / "best.pt", scores)
 
 
 if __name__ == "__main__":

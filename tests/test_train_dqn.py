@@ -45,3 +45,14 @@ def test_bad_input_gets_one_clear_line(script, tmp_path):
     (tmp_path / "latest.pt").write_bytes(b"\x00" * 100)
     proc = script("train_dqn.py", "--resume", "--output_dir", str(tmp_path), *TINY, check=False)
     assert proc.returncode == 1 and "could not be read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_init_checkpoint_starts_from_a_saved_network(script, tmp_path):
+    out = tmp_path / "first"
+    script("train_dqn.py", "--output_dir", str(out), *TINY)
+    best = load_checkpoint(out / "best.pt")
+    assert set(best) >= {"model", "config", "step"} and "agent" not in best  # the network alone, small
+    second = tmp_path / "second"
+    args = [a if a != "160" else "240" for a in TINY]
+    script("train_dqn.py", "--output_dir", str(second), *args, "--init_checkpoint", str(out / "best.pt"))
+    assert load_checkpoint(second / "latest.pt")["step"] == 240
