@@ -45,12 +45,12 @@ class TrainConfig:
     context_frames: int | None = arg(None, "frames of context (default: the model shape's)")
     num_codes: int | None = arg(None, "codebook size (default: the model shape's)")
     latent_grid: list[int] | None = arg(None, "rows and columns of latent codes (default: the model shape's)")
-    iterations: int = arg(6000, "training steps")
-    batch_size: int = arg(16, "windows per step and process")
-    learning_rate: float = arg(1e-3, "Adam learning rate after warm-up; decays to a tenth along a cosine")
+    iterations: int = arg(8000, "training steps")
+    batch_size: int = arg(8, "windows per step and process")
+    learning_rate: float = arg(2e-3, "Adam learning rate after warm-up; decays to a tenth along a cosine")
     warmup_steps: int = arg(100, "steps of linear learning-rate warm-up")
     reset_every: int = arg(200, "steps between resets of unused codes (0: never)")
-    eval_every: int = arg(500, "steps between validations (and best.pt updates)")
+    eval_every: int = arg(1000, "steps between validations (and best.pt updates)")
     save_every: int = arg(500, "steps between writes of latest.pt")
     log_every: int = arg(25, "steps between rows of training metrics")
     num_val_windows: int = arg(256, "validation windows, spread over the validation games")
@@ -58,7 +58,7 @@ class TrainConfig:
     split_seed: int = arg(0, "seed of the train/val/test split of the games (keep it fixed across stages)")
     seed: int = arg(0, "seed of the weights and the sampling")
     device: str = arg("auto", "auto, cpu, cuda or mps")
-    threads: int = arg(0, "torch CPU threads per process (0: the cores divided among the processes)")
+    threads: int = arg(0, "torch CPU threads per process (0: $OMP_NUM_THREADS, else the cores divided among the processes)")
     resume: bool = arg(False, "continue from latest.pt in --checkpoint_dir")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
@@ -68,6 +68,8 @@ class TrainConfig:
         check_positive(self, "iterations", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
                        "num_val_windows", "memory_mb")
         check_positive(self, "warmup_steps", "reset_every", "threads", allow_zero=True)
+        if self.batch_size < 2:
+            raise ValueError("--batch_size must be at least 2: the encoder normalises its features over the batch")
 
 
 PRESETS = {
@@ -95,8 +97,10 @@ def start_process(cfg: TrainConfig) -> Process:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(cfg.device)
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    torch.set_num_threads(threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif "OMP_NUM_THREADS" not in os.environ:  # torchrun sets it; so may the user
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     if world_size == 1:
         return Process(0, 1, device)
     if device.type == "cuda":
