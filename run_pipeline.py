@@ -32,10 +32,11 @@ class Stage:
     script: str
     args: list[str]
     output: Path  # the stage is done when this exists
+    takes_game: bool = True  # the world model reads its game from the recordings' palette
 
 
 SIZES = {
-    "tiny": dict(dqn=["--preset", "quick", "--total_steps", "400", "--min_buffer", "200", "--eval_every", "400",
+    "tiny": dict(dqn=["--preset", "quick", "--total_steps", "200", "--min_buffer", "100", "--eval_every", "200",
                       "--eval_episodes", "1", "--max_steps_per_episode", "200"],
                  record=["--total_videos", "3", "--percent_random", "34", "--percent_scripted", "33", "--max_steps", "120",
                          "--no-save_videos"],
@@ -56,7 +57,7 @@ SIZES = {
 def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
     """The stages in order, each reading what the one before wrote, and the flags every stage gets."""
     size = SIZES[cfg.preset]
-    common = ["--game", cfg.game, "--seed", str(cfg.seed)]
+    common = ["--seed", str(cfg.seed)]
     dqn_dir, data = root / "checkpoints" / "dqn", root / "data"
     world_dir = root / "checkpoints" / "latent_action"
     pairs = data / "actions" / "action_latent_pairs.json"
@@ -65,7 +66,8 @@ def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
         Stage("record", "record_videos.py", ["--bulk", *size["record"], "--checkpoint_path", str(dqn_dir / "best.pt"),
                                              "--output_dir", str(data)], data / "manifest.json"),
         Stage("world_model", "train_latent_action.py", [*size["world"], "--data_dir", str(data / "episodes"),
-                                                        "--checkpoint_dir", str(world_dir)], world_dir / "best.pt"),
+                                                        "--checkpoint_dir", str(world_dir)], world_dir / "best.pt",
+              takes_game=False),
         Stage("pairs", "collect_action_latent_pairs.py", [*size["pairs"], "--checkpoint_path", str(world_dir / "best.pt"),
                                                           "--episodes_dir", str(data / "episodes"), "--output_path", str(pairs)], pairs),
         Stage("action_map", "train_action_to_latent.py", [*size["mapper"], "--pairs_path", str(pairs), "--output_path",
@@ -80,9 +82,9 @@ def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
     ], common
 
 
-def run_stage(stage: Stage, common: list[str]) -> float:
+def run_stage(stage: Stage, common: list[str], game: str) -> float:
     """Run one stage's script; on failure raise UserError carrying the stage's own last words."""
-    command = [sys.executable, stage.script, *stage.args, *common]
+    command = [sys.executable, stage.script, *stage.args, *common, *(["--game", game] if stage.takes_game else [])]
     print(f"[{stage.name}] {' '.join(command[1:])}", flush=True)
     start = time.time()
     proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -106,7 +108,7 @@ def main() -> None:
         if stage.output.exists() and not forced:
             print(f"[{stage.name}] skipped: {stage.output} exists (--force {stage.name} reruns it)")
         else:
-            timings.append((stage.name, run_stage(stage, common)))
+            timings.append((stage.name, run_stage(stage, common, cfg.game)))
         if stage.name == cfg.stop_after:
             break
     for name, seconds in timings:

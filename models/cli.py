@@ -65,7 +65,7 @@ def parse_config(cls: type[T], description: str, argv: list[str] | None = None,
     parser = build_parser(cls, description, presets)
     args = parser.parse_args(argv)
     values = vars(args)
-    preset = values.pop("preset", None)
+    preset = values.pop("preset", None) if presets else None
     if preset:
         unknown = set(presets[preset]) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[index]
         assert not unknown, f"preset {preset} names unknown fields {unknown}"

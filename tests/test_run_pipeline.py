@@ -1,0 +1,20 @@
+"""The smallest pipeline end to end, so a change that breaks the chain between stages cannot land."""
+from pathlib import Path
+
+OUTPUTS = ["checkpoints/dqn/best.pt", "data/manifest.json", "checkpoints/latent_action/best.pt",
+           "data/actions/action_latent_pairs.json", "checkpoints/latent_action/action_to_latent_best.pt",
+           "data/neural_random_game.gif", "data/evaluation/report.json"]
+
+
+def test_tiny_pipeline_runs_every_stage_then_skips_them(script, tmp_path: Path):
+    first = script("run_pipeline.py", "--preset", "tiny", "--root", str(tmp_path), timeout=900)
+    assert all((tmp_path / p).exists() for p in OUTPUTS), first.stdout
+    again = script("run_pipeline.py", "--preset", "tiny", "--root", str(tmp_path))
+    assert again.stdout.count("skipped") == len(OUTPUTS)
+
+
+def test_unknown_stage_and_failing_stage_stop_with_one_message(script, tmp_path: Path):
+    proc = script("run_pipeline.py", "--force", "wold_model", check=False)
+    assert proc.returncode == 1 and "unknown stage 'wold_model'" in proc.stderr
+    proc = script("run_pipeline.py", "--preset", "tiny", "--root", str(tmp_path), "--game", "Pacmann", check=False)
+    assert proc.returncode == 1 and "stage 'agent' failed" in proc.stderr and "unknown game 'Pacmann'" in proc.stderr
