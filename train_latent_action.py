@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from models.checkpoint import config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
+from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
 from models.frame_dataset import FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_games
@@ -124,6 +124,17 @@ def build_model_config(cfg: TrainConfig, train_files: list[Path]) -> LatentActio
                         num_codes=cfg.num_codes, latent_grid=cfg.latent_grid)
 
 
+def resumed_model_config(cfg: TrainConfig, payload: dict, path: Path) -> LatentActionConfig:
+    """The checkpoint's model config, refusing flags that ask for a different model."""
+    stored = config_from_checkpoint(payload, LatentActionConfig, path)
+    asked = model_config(cfg.model, stored.palette, context_frames=cfg.context_frames, num_codes=cfg.num_codes,
+                         latent_grid=cfg.latent_grid)
+    if asked != stored:
+        raise CheckpointError(f"checkpoint {path} holds a different model than --model {cfg.model} with these flags; "
+                              "resume with the flags it was trained with")
+    return stored
+
+
 def main() -> None:
     cfg = parse_config(TrainConfig, __doc__.splitlines()[0], presets=PRESETS)
     proc = start_process(cfg)
@@ -132,7 +143,7 @@ def main() -> None:
 
     split = split_games(list_episode_files(cfg.data_dir), seed=cfg.split_seed)
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
-    model_cfg = config_from_checkpoint(resumed, LatentActionConfig, latest) if resumed else build_model_config(cfg, split.train)
+    model_cfg = resumed_model_config(cfg, resumed, latest) if resumed else build_model_config(cfg, split.train)
     step = resumed["step"] if resumed else 0
     rng = seed_everything(cfg.seed + 1000 * proc.rank + step)
 

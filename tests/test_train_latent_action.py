@@ -142,6 +142,10 @@ def test_tiny_run_writes_checkpoints_logs_and_resumes(games, tmp_path):
     import torch
     assert torch.load(out / "latest.pt", weights_only=True)["step"] == 8
 
+    other_model = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out),
+                             "--device", "cpu", "--resume", "--num_codes", "4", "--iterations", "9")
+    assert other_model.returncode == 1 and "different model" in other_model.stderr
+
 
 def test_bad_input_gets_one_clear_line(games, tmp_path):
     missing = run_script("--preset", "tiny", "--data_dir", str(tmp_path / "nowhere"), "--checkpoint_dir", str(tmp_path))
