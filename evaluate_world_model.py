@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models import world_model_evaluation as ev
-from models.checkpoint import atomic_write
 from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
+from models.files import atomic_write
 from models.frame_dataset import split_games
 from models.neural_env import DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv
 from models.neural_game import captioned, side_by_side, write_mp4

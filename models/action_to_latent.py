@@ -31,8 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint import CheckpointError, atomic_write, config_from_checkpoint, load_checkpoint, load_state
+from models.checkpoint import (
+    CheckpointError,
+    config_from_checkpoint,
+    load_checkpoint,
+    load_state,
+)
 from models.cli import UserError
+from models.files import atomic_write, read_json
 from models.frame_dataset import IndexedGame, window_frame_indices
 
 STAGE = "action_to_latent"
@@ -105,13 +111,7 @@ def write_pairs(json_path: str | os.PathLike, pairs: PairSet) -> None:
 
 def parse_pairs_json(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Actions (N,) and codes (N, L) from a pairs JSON; anything off gets one sentence."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"pairs file {path} does not exist (run collect_action_latent_pairs.py first)")
-    try:
-        entries = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"pairs file {path} is not valid JSON (truncated?)") from exc
+    entries = read_json(path, "pairs file", "run collect_action_latent_pairs.py first")
     if not isinstance(entries, list) or not entries:
         raise UserError(f"pairs file {path} holds no pairs (expected a non-empty list)")
     try:

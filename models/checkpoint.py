@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from models.cli import UserError
+from models.files import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -25,27 +25,6 @@ def model_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The state dict of a module, without the ``_orig_mod.`` prefix torch.compile adds."""
     module = getattr(module, "_orig_mod", module)
     return {k.removeprefix("_orig_mod."): v.detach().cpu() for k, v in module.state_dict().items()}
-
-
-def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call ``write(tmp_path)`` and rename the result onto ``path``, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(path: str | os.PathLike, *, stage: str, model: torch.nn.Module | dict, config: Any,

@@ -17,7 +17,7 @@ import torch
 
 from models import breakout_objects as objects
 from models import world_model_metrics as wm
-from models.checkpoint import atomic_write
+from models.files import atomic_write
 from models.frame_dataset import rgb_keys
 from models.neural_env import ACTION_NAMES, NeuralBreakoutEnv
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from models.checkpoint import atomic_write
 from models.cli import UserError
+from models.files import atomic_write, read_json
 
 FRAME_SHAPE = (210, 160, 3)
 EPISODE_SUFFIX = ".npz"
@@ -146,13 +146,7 @@ def write_manifest(path: str | os.PathLike, games: list[dict[str, Any]], summary
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """Read a manifest written by ``write_manifest``; a missing or foreign file gets one clear sentence."""
-    path = Path(path)
-    if not path.is_file():
-        raise EpisodeError(f"manifest {path} does not exist (record games with record_videos.py)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EpisodeError(f"manifest {path} is not valid JSON") from exc
+    manifest = read_json(path, "manifest", "record games with record_videos.py", EpisodeError)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("games"), list):
         raise EpisodeError(f"manifest {path} is not a recording manifest (no 'games' list)")
     return manifest

@@ -20,8 +20,8 @@ import imageio_ffmpeg
 import numpy as np
 import pygame
 
-from models.checkpoint import atomic_write
 from models.cli import UserError
+from models.files import atomic_write
 from models.neural_env import ACTION_NAMES, FIRE, LEFT, NOOP, RIGHT
 from models.recording import annotate
 

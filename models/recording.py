@@ -20,9 +20,9 @@ import torch
 
 from models.atari import FRAME_SKIP, env_id, make_rgb_env
 from models.breakout_objects import NUM_BRICKS, bricks_remaining
-from models.checkpoint import atomic_write
 from models.cli import UserError
 from models.episodes import Episode, read_episode_metadata, save_episode, write_manifest
+from models.files import atomic_write
 from models.players import Player, make_player
 
 VIDEO_FPS = 30

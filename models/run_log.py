@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import atomic_write
+from models.files import atomic_write
 
 
 class MetricsLog:

@@ -30,12 +30,22 @@ from tqdm import tqdm
 from models import breakout_objects as objects
 from models import world_model_metrics as wm
 from models.atari import make_rgb_env
-from models.checkpoint import atomic_write
 from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
+from models.files import atomic_write
 from models.latent_action import ROLLOUT_STEPS, inferred_codes, rollout
-from models.neural_env import (FIRE, LEFT, MAPPER_FILES, NOOP, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
-                               checkpoint_folder, paired_rollout, real_start)
+from models.neural_env import (
+    FIRE,
+    LEFT,
+    MAPPER_FILES,
+    NOOP,
+    RIGHT,
+    WORLD_MODEL_FILES,
+    NeuralBreakoutEnv,
+    checkpoint_folder,
+    paired_rollout,
+    real_start,
+)
 
 REPORT_STEPS = (1, 5, 20, 100)
 # The random policy: mostly moves, held for 1 to MAX_HOLD steps (a one-step jitter barely moves the
