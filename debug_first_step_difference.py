@@ -17,15 +17,19 @@ import numpy as np
 from models import debug_tools as dbg
 from models.atari import make_rgb_env
 from models.cli import arg, check_positive, parse_config, run_main
-from models.neural_env import ACTION_NAMES, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv, real_start
+from models.neural_env import (
+    ACTION_NAMES,
+    CHECKPOINT_DIR_HELP,
+    DEFAULT_CHECKPOINT_DIR,
+    NeuralBreakoutEnv,
+    real_start,
+)
 from models.runtime import pick_device
 
 
 @dataclass
 class FirstStepConfig:
-    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, "folder holding latent_action.pt (world model) and "
-                                                      "action_to_latent.pt (action mapper), or the training "
-                                                      "folder's best.pt and action_to_latent_best.pt")
+    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, CHECKPOINT_DIR_HELP)
     actions: list[int] = arg([0, 1, 2, 3], "actions to try, each from the same start: "
                                            + ", ".join(f"{i} {n}" for i, n in enumerate(ACTION_NAMES)))
     output: str = arg("data/debug_first_step.png", "the PNG, one row per action")

@@ -21,16 +21,18 @@ from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
 from models.files import atomic_write
 from models.frame_dataset import split_games
-from models.neural_env import DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv
+from models.neural_env import (
+    CHECKPOINT_DIR_HELP,
+    DEFAULT_CHECKPOINT_DIR,
+    NeuralBreakoutEnv,
+)
 from models.neural_game import captioned, side_by_side, write_mp4
 from models.runtime import pick_device, seed_everything
 
 
 @dataclass
 class EvaluateConfig:
-    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, "folder holding latent_action.pt (world model) and "
-                                                      "action_to_latent.pt (action mapper), or the training "
-                                                      "folder's best.pt and action_to_latent_best.pt")
+    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, CHECKPOINT_DIR_HELP)
     output_dir: str = arg("data/evaluation", "folder for report.json, the PNG plots and first_start.mp4")
     steps: int = arg(100, "open-loop horizon in game steps (one step = 4 emulator frames)")
     num_starts: int = arg(8, "real start states (games played in lockstep; controllability uses as many)")

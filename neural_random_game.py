@@ -16,16 +16,26 @@ from tqdm import tqdm
 from models import world_model_metrics as wm
 from models.atari import make_rgb_env
 from models.cli import arg, check_positive, parse_config, run_main
-from models.neural_env import ACTION_NAMES, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv, paired_rollout
-from models.neural_game import captioned, output_path, side_by_side, write_gif, write_mp4
+from models.neural_env import (
+    ACTION_NAMES,
+    CHECKPOINT_DIR_HELP,
+    DEFAULT_CHECKPOINT_DIR,
+    NeuralBreakoutEnv,
+    paired_rollout,
+)
+from models.neural_game import (
+    captioned,
+    output_path,
+    side_by_side,
+    write_gif,
+    write_mp4,
+)
 from models.runtime import pick_device, seed_everything
 
 
 @dataclass
 class RandomGameConfig:
-    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, "folder holding latent_action.pt (world model) and "
-                                                      "action_to_latent.pt (action mapper), or the training "
-                                                      "folder's best.pt and action_to_latent_best.pt")
+    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, CHECKPOINT_DIR_HELP)
     steps: int = arg(100, "game steps to play (one step = 4 emulator frames)")
     output: str = arg("data/neural_random_game.gif", "the GIF of the neural game; --compare adds "
                                                      "<name>_compare.gif and .mp4 beside it")

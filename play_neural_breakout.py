@@ -11,16 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.cli import arg, check_positive, parse_config, run_main
-from models.neural_env import DEFAULT_CHECKPOINT_DIR, DEFAULT_MAX_EPISODE_STEPS, NeuralBreakoutEnv
+from models.neural_env import (
+    CHECKPOINT_DIR_HELP,
+    DEFAULT_CHECKPOINT_DIR,
+    DEFAULT_MAX_EPISODE_STEPS,
+    NeuralBreakoutEnv,
+)
 from models.neural_game import Game
 from models.runtime import pick_device
 
 
 @dataclass
 class PlayConfig:
-    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, "folder holding latent_action.pt (world model) and "
-                                                      "action_to_latent.pt (action mapper), or the training "
-                                                      "folder's best.pt and action_to_latent_best.pt")
+    checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, CHECKPOINT_DIR_HELP)
     fps: float = arg(15.0, "game steps per second; 15 is the original's pace (60 Hz, frame skip 4)")
     temperature: float = arg(0.0, "sampling temperature of latents and pixels; 0 takes the most likely")
     device: str = arg("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda or mps")

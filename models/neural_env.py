@@ -38,6 +38,8 @@ PRETRAINED_DIR = REPO_ROOT / DEFAULT_CHECKPOINT_DIR
 # File names looked for in a checkpoint folder, shipped name first, then the training scripts' names.
 WORLD_MODEL_FILES = ("latent_action.pt", "best.pt")
 MAPPER_FILES = ("action_to_latent.pt", "action_to_latent_best.pt")
+CHECKPOINT_DIR_HELP = ("folder holding latent_action.pt (world model) and action_to_latent.pt (action mapper), "
+                       "or the training folder's best.pt and action_to_latent_best.pt")
 ACTION_NAMES = ("NOOP", "FIRE", "RIGHT", "LEFT")
 NOOP, FIRE, RIGHT, LEFT = range(4)
 DEFAULT_MAX_EPISODE_STEPS = 10_000
