@@ -19,12 +19,7 @@ from models import debug_tools as dbg
 from models.atari import make_rgb_env
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files, load_episode
-from models.neural_env import (
-    DEFAULT_CHECKPOINT_DIR,
-    NOOP,
-    NeuralBreakoutEnv,
-    real_start,
-)
+from models.neural_env import DEFAULT_CHECKPOINT_DIR, NOOP, NeuralBreakoutEnv, real_start
 from models.runtime import pick_device
 from models.world_model_evaluation import checkpoint_files
 

@@ -17,13 +17,7 @@ import numpy as np
 from models import debug_tools as dbg
 from models.atari import make_rgb_env
 from models.cli import arg, check_positive, parse_config, run_main
-from models.neural_env import (
-    ACTION_NAMES,
-    CHECKPOINT_DIR_HELP,
-    DEFAULT_CHECKPOINT_DIR,
-    NeuralBreakoutEnv,
-    real_start,
-)
+from models.neural_env import ACTION_NAMES, CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv, real_start
 from models.runtime import pick_device
 
 

@@ -21,11 +21,7 @@ from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
 from models.files import atomic_write
 from models.frame_dataset import split_games
-from models.neural_env import (
-    CHECKPOINT_DIR_HELP,
-    DEFAULT_CHECKPOINT_DIR,
-    NeuralBreakoutEnv,
-)
+from models.neural_env import CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv
 from models.neural_game import captioned, side_by_side, write_mp4
 from models.runtime import pick_device, seed_everything
 

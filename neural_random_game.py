@@ -16,20 +16,9 @@ from tqdm import tqdm
 from models import world_model_metrics as wm
 from models.atari import make_rgb_env
 from models.cli import arg, check_positive, parse_config, run_main
-from models.neural_env import (
-    ACTION_NAMES,
-    CHECKPOINT_DIR_HELP,
-    DEFAULT_CHECKPOINT_DIR,
-    NeuralBreakoutEnv,
-    paired_rollout,
-)
-from models.neural_game import (
-    captioned,
-    output_path,
-    side_by_side,
-    write_gif,
-    write_mp4,
-)
+from models.neural_env import (ACTION_NAMES, CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv,
+                               paired_rollout)
+from models.neural_game import captioned, output_path, side_by_side, write_gif, write_mp4
 from models.runtime import pick_device, seed_everything
 
 

@@ -11,12 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.cli import arg, check_positive, parse_config, run_main
-from models.neural_env import (
-    CHECKPOINT_DIR_HELP,
-    DEFAULT_CHECKPOINT_DIR,
-    DEFAULT_MAX_EPISODE_STEPS,
-    NeuralBreakoutEnv,
-)
+from models.neural_env import CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, DEFAULT_MAX_EPISODE_STEPS, NeuralBreakoutEnv
 from models.neural_game import Game
 from models.runtime import pick_device
 

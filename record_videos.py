@@ -18,19 +18,8 @@ from models.atari import action_meanings
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.dqn import load_policy
 from models.players import check_scripted_supported, shipped_agent_path
-from models.recording import (
-    GameJob,
-    Layout,
-    RecordSettings,
-    format_summary,
-    is_recorded,
-    parse_shard,
-    plan_games,
-    record_games,
-    scan_folder,
-    shard_games,
-    write_manifest_and_plot,
-)
+from models.recording import (GameJob, Layout, RecordSettings, format_summary, is_recorded, parse_shard, plan_games,
+                              record_games, scan_folder, shard_games, write_manifest_and_plot)
 from models.runtime import pick_device
 
 

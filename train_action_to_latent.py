@@ -20,22 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.action_to_latent import (
-    STAGE,
-    ActionToLatentConfig,
-    PairTensors,
-    TrainSettings,
-    action_only_ceiling,
-    end_to_end,
-    evaluate_mapper,
-    labelled_subset,
-    mapper_config,
-    plot_confusion,
-    read_pairs,
-    split_pairs,
-    train_mapper,
-    write_sweep,
-)
+from models.action_to_latent import (STAGE, ActionToLatentConfig, PairTensors, TrainSettings, action_only_ceiling,
+                                     end_to_end, evaluate_mapper, labelled_subset, mapper_config, plot_confusion,
+                                     read_pairs, split_pairs, train_mapper, write_sweep)
 from models.checkpoint import save_checkpoint
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.latent_action import load_latent_action_model

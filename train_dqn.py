@@ -20,22 +20,9 @@ from tqdm import tqdm
 
 from models.agent_evaluation import evaluate_agent
 from models.atari import action_meanings, make_agent_vector_env
-from models.checkpoint import (
-    CheckpointError,
-    config_from_checkpoint,
-    load_checkpoint,
-    load_state,
-    save_checkpoint,
-)
+from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
-from models.dqn import (
-    STAGE,
-    DQNAgent,
-    QNetworkConfig,
-    boltzmann_actions,
-    epsilon_greedy_actions,
-    linear_schedule,
-)
+from models.dqn import STAGE, DQNAgent, QNetworkConfig, boltzmann_actions, epsilon_greedy_actions, linear_schedule
 from models.replay import PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 from models.rnd import RND, RNDConfig
 from models.run_log import MetricsLog, plot_metrics

@@ -22,32 +22,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from models.checkpoint import (
-    CheckpointError,
-    config_from_checkpoint,
-    load_checkpoint,
-    load_state,
-    save_checkpoint,
-)
+from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
-from models.frame_dataset import (
-    FramePool,
-    PaletteIndexer,
-    fixed_windows,
-    palette_from_games,
-    split_games,
-)
-from models.latent_action import (
-    MODEL_PRESETS,
-    ROLLOUT_STEPS,
-    STAGE,
-    LatentActionConfig,
-    LatentActionModel,
-    evaluate,
-    model_config,
-    train_step,
-)
+from models.frame_dataset import FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_games
+from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
+                                  model_config, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything
 from models.world_model_metrics import comparison_sheet

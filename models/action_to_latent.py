@@ -31,12 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint import (
-    CheckpointError,
-    config_from_checkpoint,
-    load_checkpoint,
-    load_state,
-)
+from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state
 from models.cli import UserError
 from models.files import atomic_write, read_json
 from models.frame_dataset import IndexedGame, window_frame_indices

@@ -27,12 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import world_model_metrics as wm
-from models.checkpoint import (
-    CheckpointError,
-    config_from_checkpoint,
-    load_checkpoint,
-    load_state,
-)
+from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state
 from models.frame_dataset import Windows
 
 STAGE = "latent_action"

@@ -34,18 +34,8 @@ from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
 from models.files import atomic_write
 from models.latent_action import ROLLOUT_STEPS, inferred_codes, rollout
-from models.neural_env import (
-    FIRE,
-    LEFT,
-    MAPPER_FILES,
-    NOOP,
-    RIGHT,
-    WORLD_MODEL_FILES,
-    NeuralBreakoutEnv,
-    checkpoint_folder,
-    paired_rollout,
-    real_start,
-)
+from models.neural_env import (FIRE, LEFT, MAPPER_FILES, NOOP, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
+                               checkpoint_folder, paired_rollout, real_start)
 
 REPORT_STEPS = (1, 5, 20, 100)
 # The random policy: mostly moves, held for 1 to MAX_HOLD steps (a one-step jitter barely moves the
