@@ -8,7 +8,7 @@ runs open loop on its own frames. Reported beside copying the last frame: PSNR a
 and 100, pixel-exact frames, paddle and ball position error, ball presence agreement; also
 controllability (holding LEFT or RIGHT moves the neural paddle the emulator's way), Genie's
 ΔPSNR at t = 4 and the model's steps per second. Writes report.json, psnr.png, paddle_error.png,
-ball_presence.png and first_start.mp4 (real | neural | difference) to --output_dir."""
+ball_recall.png and first_start.mp4 (real | neural | difference) to --output_dir."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,12 +1,7 @@
-"""Benchmark of stage 5 on this machine: one game step (mapper + world model) at batch 1, and, with
-trained weights, the play targets measured against the emulator:
-
-- controllability: from the same real state, does holding LEFT or RIGHT for ``--hold_steps`` steps
-  move the neural paddle the way the emulator's moves (trials where the emulator's paddle cannot
-  move, against a wall, are left out)?
-- open loop: from real frames, the same random actions in the emulator and in the model for
-  ``--open_loop_steps`` steps: paddle x error, and how often the model shows the ball when the
-  emulator does.
+"""Benchmark of stage 5 on this machine: one game step (mapper + world model) at batch 1, wall clock
+and CPU time, with the trained weights or, without them, a random model of the default config.
+The play targets against the emulator (controllability, open loop) are measured by
+evaluate_world_model.py.
 
 With ``--screenshot PATH`` it also runs play_neural_breakout.py in a virtual X display (Xvfb) and
 saves a screenshot of the real window.
@@ -29,11 +24,10 @@ from models.action_to_latent import ActionToLatent, ActionToLatentConfig
 from models.atari import make_rgb_env
 from models.frame_dataset import palette_from_frames
 from models.latent_action import LatentActionModel, model_config
-from models.neural_env import (ACTION_NAMES, DEFAULT_CHECKPOINT_DIR, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES,
-                               NeuralBreakoutEnv, checkpoint_folder, paired_rollout, real_start)
+from models.neural_env import (ACTION_NAMES, DEFAULT_CHECKPOINT_DIR, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES,
+                               NeuralBreakoutEnv, checkpoint_folder, real_start)
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_MOVES_AFTER_FIRE = 12   # trial states: up to this many random moves after FIRE
 
 
 def has_weights(directory: Path) -> bool:
@@ -77,55 +71,6 @@ def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str,
         world = time_call_both(lambda: env.world_model.predict_next(context_idx, codes, env.temperature,
                                                                     env._generator), repeats)
     return {"step": step, "mapper": mapper, "world_model": world}
-
-
-def controllability(env: NeuralBreakoutEnv, trials: int, hold_steps: int, seed: int = 0) -> tuple[int, int]:
-    """(agreeing, counted) LEFT/RIGHT holds over ``trials`` real states, two directions each."""
-    emulator = make_rgb_env(env.game)
-    ale = emulator.unwrapped.ale
-    rng = np.random.default_rng(seed)
-    agree = counted = 0
-    for trial in range(trials):
-        start = real_start(emulator, env.context_length, seed + trial, int(rng.integers(0, MAX_MOVES_AFTER_FIRE + 1)))
-        state = ale.cloneState()
-        x0 = objects.paddle_x(start[-1])
-        for action in (RIGHT, LEFT):
-            ale.restoreState(state)
-            for _ in range(hold_steps):
-                real = emulator.step(action)[0]
-            real_dx = objects.paddle_x(real) - x0
-            if not abs(real_dx) >= 1:  # against a wall (or no paddle): the emulator's paddle cannot move
-                continue
-            env.reset(seed=seed + trial, options={"frames": start})
-            for _ in range(hold_steps):
-                neural = env.step(action)[0]
-            neural_dx = objects.paddle_x(neural) - x0
-            counted += 1
-            agree += int(abs(neural_dx) >= 1 and np.sign(neural_dx) == np.sign(real_dx))
-    emulator.close()
-    return agree, counted
-
-
-def open_loop(env: NeuralBreakoutEnv, games: int, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per step (S,): mean paddle x error (px), and the share of games whose model frame shows the ball
-    among those whose emulator frame does."""
-    emulator = make_rgb_env(env.game)
-    rng = np.random.default_rng(seed)
-    errors, ball_real, ball_both = [], [], []
-    for game in range(games):
-        actions = rng.integers(0, len(ACTION_NAMES), size=steps)
-        pair = paired_rollout(env, emulator, seed + 1000 + game, actions, int(rng.integers(0, MAX_MOVES_AFTER_FIRE + 1)))
-        errors.append(np.abs(objects.paddle_x(pair.neural) - objects.paddle_x(pair.real)))  # (S,), NaN without paddle
-        real_ball, neural_ball = objects.ball_present(pair.real), objects.ball_present(pair.neural)
-        ball_real.append(real_ball)
-        ball_both.append(real_ball & neural_ball)
-    emulator.close()
-    errors = np.stack(errors)  # (G, S)
-    with np.errstate(invalid="ignore"):
-        return {"paddle_error": np.nanmean(errors, axis=0),
-                "ball_recall": np.sum(ball_both, axis=0) / np.sum(ball_real, axis=0),
-                "all_paddle_error": np.nanmean(errors),
-                "all_ball_recall": np.sum(ball_both) / max(1, np.sum(ball_real))}
 
 
 # ------------------------------------------------------------------------------- screenshot
@@ -192,10 +137,6 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--repeats", type=int, default=100, help="timed steps")
-    parser.add_argument("--trials", type=int, default=50, help="controllability: real states (two directions each)")
-    parser.add_argument("--hold_steps", type=int, default=3, help="controllability: steps LEFT or RIGHT is held")
-    parser.add_argument("--open_loop_games", type=int, default=30)
-    parser.add_argument("--open_loop_steps", type=int, default=20)
     parser.add_argument("--screenshot", default=None, help="save a screenshot of the play window under Xvfb here")
     args = parser.parse_args()
     if args.threads:
@@ -221,18 +162,7 @@ def main() -> None:
               f"world model {timing['world_model'][i] * 1e3:.1f} ms)")
     print(f"load average {load:.1f} on {os.cpu_count()} cores: wall clock above CPU time means other work shared the cores")
     if trained:
-        agree, counted = controllability(env, args.trials, args.hold_steps)
-        print(f"controllability: holding LEFT/RIGHT {args.hold_steps} steps moves the neural paddle the emulator's "
-              f"way in {agree}/{counted} trials ({agree / max(1, counted):.1%})")
-        result = open_loop(env, args.open_loop_games, args.open_loop_steps)
-        marks = [s for s in (1, 5, 20, 100) if s <= args.open_loop_steps]
-        print(f"open loop, {args.open_loop_games} games x {args.open_loop_steps} steps of random actions: "
-              f"paddle x error {result['all_paddle_error']:.2f} px, ball shown when the emulator shows it "
-              f"{result['all_ball_recall']:.1%} of steps")
-        print("  by step: " + ", ".join(f"t={s}: paddle {result['paddle_error'][s - 1]:.2f} px, "
-                                        f"ball {result['ball_recall'][s - 1]:.0%}" for s in marks))
-    else:
-        print("controllability and open loop: skipped (they need trained weights)")
+        print("controllability and open loop against the emulator: python evaluate_world_model.py")
     env.close()
     if args.screenshot:
         play_args = ["--device", args.device] + (["--checkpoint_dir", str(directory)] if trained else [])

@@ -378,7 +378,7 @@ def plot_curves(path: str | os.PathLike, title: str, ylabel: str, series: dict[s
 
 
 def write_plots(output_dir: Path, curves: dict[str, dict[str, np.ndarray]]) -> list[Path]:
-    """psnr.png, paddle_error.png and ball_presence.png in ``output_dir``."""
+    """psnr.png, paddle_error.png and ball_recall.png in ``output_dir``."""
     model, copy = curves["model"], curves["copy_last_frame"]
     plots = {
         "psnr.png": ("PSNR against the real game", "PSNR (dB)",
@@ -386,8 +386,8 @@ def write_plots(output_dir: Path, curves: dict[str, dict[str, np.ndarray]]) -> l
                       "copy previous real frame": curves["copy_previous"]["psnr"]}),
         "paddle_error.png": ("Paddle x error", "px", {"model": model["paddle_error_px"],
                                                       "copy last context frame": copy["paddle_error_px"]}),
-        "ball_presence.png": ("Ball shown exactly when the real game shows it", "share of games",
-                              {"model": model["ball_presence"], "copy last context frame": copy["ball_presence"]}),
+        "ball_recall.png": ("Ball shown when the real game shows it", "share of games",
+                            {"model": model["ball_recall"], "copy last context frame": copy["ball_recall"]}),
     }
     paths = []
     for name, (title, ylabel, series) in plots.items():
@@ -402,17 +402,19 @@ def format_table(evaluation: Evaluation) -> str:
         return " / ".join(format(row[name][key], fmt) for name in BASELINES)
 
     header = (f"{'step':>5}  {'PSNR dB':>13}  {'exact frames':>13}  {'paddle err px':>13}  {'ball err px':>13}  "
-              f"{'ball presence':>13}")
+              f"{'ball recall':>13}")
     lines = ["model / copy last context frame", header]
     for step, row in evaluation.at_steps().items():
         lines.append(f"{step:>5}  {cell(row, 'psnr', '5.1f'):>13}  {cell(row, 'pixel_exact', '5.2f'):>13}  "
                      f"{cell(row, 'paddle_error_px', '5.1f'):>13}  {cell(row, 'ball_error_px', '5.1f'):>13}  "
-                     f"{cell(row, 'ball_presence', '5.2f'):>13}")
+                     f"{cell(row, 'ball_recall', '5.2f'):>13}")
     s = evaluation.summary()
     lines += [f"one-step copy baseline (previous real frame): {s['copy_previous_psnr_mean']:.1f} dB mean over steps; "
               f"model {s['model_psnr_mean']:.1f} dB, held frame {s['copy_last_frame_psnr_mean']:.1f} dB",
               f"pixel-exact frames: model {s['model_pixel_exact_mean']:.1%}, held frame "
               f"{s['copy_last_frame_pixel_exact_mean']:.1%}",
+              f"paddle x error: model {s['model_paddle_error_px_mean']:.2f} px; ball shown when the real game shows it: "
+              f"model {s['model_ball_recall_mean']:.1%}",
               f"controllability: {s['controllability']:.0%} of {int(s['control_trials'])} LEFT/RIGHT trials "
               f"({s['controllability_movable']:.0%} of the {int(s['control_trials_movable'])} where the emulator's "
               f"paddle could move)",

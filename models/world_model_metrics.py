@@ -99,6 +99,13 @@ def ball_presence_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
     return float((objects.ball_present(pred) == objects.ball_present(truth)).mean())
 
 
+def ball_recall(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the frames showing a ball in ``truth`` whose prediction shows one too (NaN if none does):
+    a world model that loses the ball is unplayable, one that shows it a frame early much less so."""
+    shown = objects.ball_present(truth)
+    return float(objects.ball_present(pred)[shown].mean()) if shown.any() else math.nan
+
+
 def frame_metrics(pred: np.ndarray, truth: np.ndarray, previous: np.ndarray) -> dict[str, float]:
     """Every one-step frame metric of ``pred`` against ``truth``; ``previous`` is the frame before."""
     return {
@@ -109,6 +116,7 @@ def frame_metrics(pred: np.ndarray, truth: np.ndarray, previous: np.ndarray) -> 
         "paddle_error_px": paddle_error(pred, truth),
         "ball_error_px": ball_error(pred, truth),
         "ball_presence": ball_presence_accuracy(pred, truth),
+        "ball_recall": ball_recall(pred, truth),
     }
 
 

@@ -33,7 +33,7 @@ def test_emulator_evaluation_writes_everything(tiny_dir: Path, tmp_path: Path, c
     assert set(report["at_steps"]) == {"1", "5"}
     for name in ("model", "copy_last_frame"):
         row = report["at_steps"]["1"][name]
-        assert {"psnr", "pixel_exact", "paddle_error_px", "ball_error_px", "ball_presence"} <= set(row)
+        assert {"psnr", "pixel_exact", "paddle_error_px", "ball_error_px", "ball_presence", "ball_recall"} <= set(row)
         assert all(len(v) == 5 for v in report["per_step"][name].values())
     assert len(report["per_step"]["copy_previous"]["psnr"]) == 5
     # Step 1: the held context frame is the previous real frame.
@@ -44,7 +44,7 @@ def test_emulator_evaluation_writes_everything(tiny_dir: Path, tmp_path: Path, c
     for trial in report["controllability_trials"]:  # JSON null: no paddle seen
         real, neural = (ev.direction(math.nan if dx is None else dx) for dx in (trial["real_dx"], trial["neural_dx"]))
         assert trial["passed"] == (real is not None and real == neural)
-    for name in ("psnr.png", "paddle_error.png", "ball_presence.png"):
+    for name in ("psnr.png", "paddle_error.png", "ball_recall.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 1000
     with imageio.get_reader(tmp_path / "eval" / "first_start.mp4") as video:
         assert video.count_frames() == 5 and video.get_meta_data()["size"][0] == 3 * 160 + 2 * 4

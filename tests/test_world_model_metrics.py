@@ -68,6 +68,9 @@ def test_paddle_and_ball_errors_in_pixels():
     assert wm.paddle_error(pred, truth) == pytest.approx(1.5)  # frames 0 and 1; frame 2 has no predicted paddle
     assert wm.ball_error(pred, truth) == pytest.approx(3.5)    # 3 px across, 4 px down
     assert wm.ball_presence_accuracy(pred, truth) == pytest.approx(2 / 3)
+    assert wm.ball_recall(pred, truth) == 1.0  # the extra ball in frame 2 is not a missed one
+    assert wm.ball_recall(truth, pred) == pytest.approx(2 / 3)
+    assert math.isnan(wm.ball_recall(pred, black(1)))
     assert math.isnan(wm.ball_error(black(1), black(1)))
 
 
@@ -76,6 +79,7 @@ def test_frame_metrics_of_a_perfect_prediction():
     m = wm.frame_metrics(truth, truth, black(1))
     assert m["pixel_exact"] == 1.0 and m["changed_accuracy"] == 1.0 and m["psnr"] == wm.MAX_PSNR
     assert m["paddle_error_px"] == 0.0 and m["ball_error_px"] == 0.0 and m["ball_presence"] == 1.0
+    assert m["ball_recall"] == 1.0
 
 
 def test_codebook_usage_and_perplexity():
