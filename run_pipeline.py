@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from models import checkpoint
 from models.cli import UserError, arg, parse_config, run_main
+from models.neural_env import MAPPER_FILES, WORLD_MODEL_FILES
+from models.players import agent_file_name
 
 
 @dataclass
@@ -24,6 +27,8 @@ class PipelineConfig:
     stop_after: str = arg("", "stop after this stage")
     game: str = arg("Breakout", "Atari game")
     seed: int = arg(0, "seed passed to every stage")
+    ship: bool = arg(False, "afterwards copy the agent, world model and action map into checkpoints/pretrained/ "
+                            "(without optimizer state), where the neural game and the recorder look first")
 
 
 @dataclass
@@ -82,6 +87,25 @@ def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
     ], common
 
 
+def shipped_files(root: Path, game: str) -> dict[Path, str]:
+    """Trained checkpoint -> its file name in checkpoints/pretrained/."""
+    world_dir = root / "checkpoints" / "latent_action"
+    return {root / "checkpoints" / "dqn" / "best.pt": agent_file_name(game),
+            world_dir / WORLD_MODEL_FILES[1]: WORLD_MODEL_FILES[0],
+            world_dir / MAPPER_FILES[1]: MAPPER_FILES[0]}
+
+
+def ship(root: Path, game: str, destination: Path | None = None) -> None:
+    """Export every trained checkpoint that exists under ``root`` into ``destination`` (checkpoints/pretrained/)."""
+    destination = destination or checkpoint.PRETRAINED_DIR
+    for src, name in shipped_files(root, game).items():
+        if not src.is_file():
+            print(f"[ship] {src} does not exist; {destination / name} left as it is")
+            continue
+        checkpoint.export_checkpoint(src, destination / name)
+        print(f"[ship] {src} -> {destination / name} ({(destination / name).stat().st_size / 1e6:.1f} MB)")
+
+
 def run_stage(stage: Stage, common: list[str], game: str) -> float:
     """Run one stage's script; on failure raise UserError carrying the stage's own last words."""
     command = [sys.executable, stage.script, *stage.args, *common, *(["--game", game] if stage.takes_game else [])]
@@ -114,6 +138,8 @@ def main() -> None:
     for name, seconds in timings:
         print(f"{name:12s} {seconds:7.1f} s")
     print(f"total        {sum(s for _, s in timings):7.1f} s; outputs under {root}")
+    if cfg.ship:
+        ship(root, cfg.game)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from models.cli import UserError
 from models.files import atomic_write
 
 FORMAT_VERSION = 1
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "pretrained"  # the shipped weights
 
 
 class CheckpointError(UserError):
@@ -42,6 +43,16 @@ def save_checkpoint(path: str | os.PathLike, *, stage: str, model: torch.nn.Modu
         **extra,
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+INFERENCE_KEYS = ("format_version", "stage", "model", "config", "step", "metrics", "run_config")
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Write ``src`` to ``dst`` without what only resuming needs (optimizer state, other networks):
+    the smaller file that ships for inference and loads like the original."""
+    payload = load_checkpoint(src)
+    atomic_write(dst, lambda tmp: torch.save({k: payload[k] for k in INFERENCE_KEYS if k in payload}, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, stage: str | None = None, map_location: str | torch.device = "cpu") -> dict:

@@ -27,6 +27,7 @@ import torch
 
 from models.action_to_latent import load_action_mapper
 from models.atari import make_rgb_env
+from models.checkpoint import PRETRAINED_DIR
 from models.cli import UserError
 from models.latent_action import LatentActionModel, load_latent_action_model
 from models.runtime import pick_device
@@ -34,7 +35,6 @@ from models.runtime import pick_device
 ENV_ID = "NeuralBreakout-v0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT_DIR = "checkpoints/pretrained"
-PRETRAINED_DIR = REPO_ROOT / DEFAULT_CHECKPOINT_DIR
 # File names looked for in a checkpoint folder, shipped name first, then the training scripts' names.
 WORLD_MODEL_FILES = ("latent_action.pt", "best.pt")
 MAPPER_FILES = ("action_to_latent.pt", "action_to_latent_best.pt")

@@ -15,11 +15,11 @@ import torch
 
 from models.atari import FrameStack
 from models.breakout_objects import FIELD_X, PADDLE_ROWS, ball_position, paddle_x
+from models import checkpoint
 from models.cli import UserError
 from models.dqn import Policy, load_policy
 
 PLAYER_KINDS = ("random", "scripted", "agent")
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "pretrained"
 
 
 class Player(Protocol):
@@ -146,12 +146,17 @@ def check_scripted_supported(game: str) -> None:
                         f"use --percent_scripted 0")
 
 
+def agent_file_name(game: str) -> str:
+    """The shipped agent's file name in checkpoints/pretrained/."""
+    return f"dqn_{game.lower()}.pt"
+
+
 def shipped_agent_path(game: str) -> Path | None:
     """The agent shipped in checkpoints/pretrained/ for ``game`` (``dqn_<game>.pt``), if there is one.
 
     Relative to the working directory when inside it, so that episode metadata names the same
     checkpoint on every machine that runs a shard from the repository root."""
-    path = PRETRAINED_DIR / f"dqn_{game.lower()}.pt"
+    path = checkpoint.PRETRAINED_DIR / agent_file_name(game)
     if not path.is_file():
         return None
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path

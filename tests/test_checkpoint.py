@@ -3,7 +3,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
+from models.checkpoint import (CheckpointError, config_from_checkpoint, export_checkpoint, load_checkpoint, load_state,
+                               save_checkpoint)
 
 
 @dataclass
@@ -60,3 +61,18 @@ def test_code_in_a_checkpoint_is_not_executed(tmp_path):
     torch.save({"stage": "dqn", "model": {}, "obj": NetConfig()}, tmp_path / "pickled.pt")
     with pytest.raises(CheckpointError, match="could not be read"):
         load_checkpoint(tmp_path / "pickled.pt")
+
+
+def test_export_drops_resume_state_and_loads_the_same(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(net.parameters())
+    net(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "latest.pt", stage="toy", model=net, config=NetConfig(), step=5,
+                    optimizer=optimizer.state_dict(), run_config={"lr": 1e-3})
+    export_checkpoint(tmp_path / "latest.pt", tmp_path / "shipped" / "net.pt")
+    shipped = load_checkpoint(tmp_path / "shipped" / "net.pt", stage="toy")
+    assert "optimizer" not in shipped and shipped["step"] == 5 and shipped["run_config"] == {"lr": 1e-3}
+    assert torch.equal(shipped["model"]["weight"], net.weight.detach())
+    with pytest.raises(CheckpointError, match="does not exist"):
+        export_checkpoint(tmp_path / "nowhere.pt", tmp_path / "x.pt")

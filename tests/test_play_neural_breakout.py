@@ -17,7 +17,8 @@ import pytest
 
 from models.breakout_objects import BALL_PADDLE_RGB, paddle_x
 from models.cli import UserError
-from models.neural_env import FIRE, LEFT, NOOP, PRETRAINED_DIR, RIGHT, NeuralBreakoutEnv
+from models.checkpoint import PRETRAINED_DIR
+from models.neural_env import FIRE, LEFT, NOOP, RIGHT, NeuralBreakoutEnv
 from models.neural_game import Game, action_for_keys, command_for_event, open_window
 import play_neural_breakout
 from test_neural_env import write_tiny_checkpoints

@@ -66,7 +66,7 @@ def test_tiny_bulk_run_then_rerun_adds_nothing(script, tmp_path: Path, tiny_chec
 
 
 def test_bulk_mode_uses_the_shipped_agent(tmp_path: Path, tiny_checkpoint: Path, monkeypatch) -> None:
-    monkeypatch.setattr("models.players.PRETRAINED_DIR", tiny_checkpoint.parent)
+    monkeypatch.setattr("models.checkpoint.PRETRAINED_DIR", tiny_checkpoint.parent)
     tiny_checkpoint.rename(tiny_checkpoint.parent / "dqn_breakout.pt")
     record_videos.main(["--bulk", "--total_videos", "2", "--percent_random", "50", *TINY,
                         "--output_dir", str(tmp_path / "out")])

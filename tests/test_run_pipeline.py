@@ -12,6 +12,20 @@ def test_tiny_pipeline_runs_every_stage_then_skips_them(script, tmp_path: Path):
     again = script("run_pipeline.py", "--preset", "tiny", "--root", str(tmp_path))
     assert again.stdout.count("skipped") == len(OUTPUTS)
 
+    import torch
+
+    from models.neural_env import NeuralBreakoutEnv
+    from run_pipeline import ship
+    shipped = tmp_path / "shipped"
+    ship(tmp_path, "Breakout", destination=shipped)
+    assert sorted(p.name for p in shipped.iterdir()) == ["action_to_latent.pt", "dqn_breakout.pt", "latent_action.pt"]
+    for path in shipped.iterdir():
+        payload = torch.load(path, weights_only=True)
+        assert "optimizer" not in payload and payload["model"]  # weights kept, resume state dropped
+    env = NeuralBreakoutEnv(checkpoint_dir=shipped)  # the shipped pair loads as the game loads it
+    frame = env.reset(seed=0)[0]
+    assert env.step(2)[0].shape == frame.shape
+
 
 def test_unknown_stage_and_failing_stage_stop_with_one_message(script, tmp_path: Path):
     proc = script("run_pipeline.py", "--force", "wold_model", check=False)
