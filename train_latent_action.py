@@ -45,7 +45,7 @@ class TrainConfig:
     context_frames: int | None = arg(None, "frames of context (default: the model shape's)")
     num_codes: int | None = arg(None, "codebook size (default: the model shape's)")
     latent_grid: list[int] | None = arg(None, "rows and columns of latent codes (default: the model shape's)")
-    iterations: int = arg(8000, "training steps")
+    iterations: int = arg(16000, "training steps")
     batch_size: int = arg(8, "windows per step and process")
     learning_rate: float = arg(2e-3, "Adam learning rate after warm-up; decays to a tenth along a cosine")
     warmup_steps: int = arg(100, "steps of linear learning-rate warm-up")

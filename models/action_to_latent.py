@@ -295,7 +295,7 @@ class ActionToLatentConfig:
     num_latents: int = 1             # latent positions per step (the world model's latent grid, flattened)
     num_codes: int = 16              # the world model's codebook size
     context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
-    state_frames: int = 2            # the last context frames the state net looks at
+    state_frames: int = 4            # the last context frames the state net looks at (capped at context_frames)
     height: int = 210
     width: int = 160
     state_pool: list[int] = field(default_factory=lambda: [5, 4])  # rows, columns averaged into one cell
@@ -434,7 +434,7 @@ def mapper_config(variant: str, pairs: PairSet, **overrides: Any) -> ActionToLat
                   height=int(pairs.frames.shape[1]), width=int(pairs.frames.shape[2]),
                   action_meanings=list(meta["action_meanings"]), game=str(meta.get("game", "")))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    values["state_frames"] = min(values.get("state_frames", 2), values["context_frames"])
+    values["state_frames"] = min(values.get("state_frames", ActionToLatentConfig.state_frames), values["context_frames"])
     return ActionToLatentConfig(**values)
 
 

@@ -91,7 +91,7 @@ def test_temperature_zero_is_argmax_and_sampling_is_seeded() -> None:
 
 
 def test_bad_inputs_to_the_map_are_refused() -> None:
-    mapper = ActionToLatent(ActionToLatentConfig(context_frames=2, state_channels=[4], hidden=8)).eval()
+    mapper = ActionToLatent(ActionToLatentConfig(context_frames=2, state_frames=2, state_channels=[4], hidden=8)).eval()
     with pytest.raises(ValueError, match="needs the context frames"):
         mapper.sample_codes(torch.tensor([0]))
     with pytest.raises(ValueError, match="context must be uint8 RGB"):
@@ -230,7 +230,7 @@ def test_end_to_end_compares_decoded_frames() -> None:
     mapped = mapper.sample_codes(torch.from_numpy(pairs.actions))
     same = (world.predict_next(context, mapped) == world.predict_next(context, torch.from_numpy(pairs.codes)))
     assert result["e2e_same_frame"] == pytest.approx(same.flatten(1).all(1).float().mean().item())
-    wrong = ActionToLatent(ActionToLatentConfig(variant="action", num_latents=1, num_codes=3, context_frames=2))
+    wrong = ActionToLatent(ActionToLatentConfig(variant="action", num_latents=1, num_codes=3, context_frames=2, state_frames=2))
     with pytest.raises(CheckpointError, match="codebook of 3"):
         end_to_end(wrong, world, pairs, idx)
 
