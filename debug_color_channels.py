@@ -63,14 +63,15 @@ def png_frames(folder: Path, count: int) -> np.ndarray:
     return np.stack([iio.imread(files[i])[..., :3] for i in spread(len(files), count)])
 
 
-def model_frame(config: ColorConfig, context: np.ndarray) -> np.ndarray | None:
-    """One world-model step (NOOP) from the emulator's frames, or None when no weights are found."""
+def model_frame(config: ColorConfig) -> np.ndarray | None:
+    """One world-model step (NOOP) from a seeded real start of as many frames as the model needs, or
+    None when no weights are found."""
     directory = config.checkpoint_dir or DEFAULT_CHECKPOINT_DIR
     if not config.checkpoint_dir and None in checkpoint_files(directory).values():
         return None
     env = NeuralBreakoutEnv(directory, device=pick_device(config.device))
     try:
-        env.reset(options={"frames": context})
+        env.reset(seed=config.seed)
         return env.step(NOOP)[0][None]
     finally:
         env.close()
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         skipped.append("png: no frames folder (record_videos.py --save_frames writes one)")
     else:
         sources["png"] = png_frames(pngs, config.num_frames)
-    model = model_frame(config, emulator_frames)
+    model = model_frame(config)
     if model is None:
         skipped.append(f"model: no trained weights in {DEFAULT_CHECKPOINT_DIR} (give --checkpoint_dir)")
     else:
