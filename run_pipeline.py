@@ -87,18 +87,17 @@ def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
     ], common
 
 
-def shipped_files(root: Path, game: str) -> dict[Path, str]:
-    """Trained checkpoint -> its file name in checkpoints/pretrained/."""
-    world_dir = root / "checkpoints" / "latent_action"
-    return {root / "checkpoints" / "dqn" / "best.pt": agent_file_name(game),
-            world_dir / WORLD_MODEL_FILES[1]: WORLD_MODEL_FILES[0],
-            world_dir / MAPPER_FILES[1]: MAPPER_FILES[0]}
+def shipped_files(plan: list[Stage], game: str) -> dict[Path, str]:
+    """The agent's, world model's and action map's stage outputs -> their names in checkpoints/pretrained/."""
+    outputs = {stage.name: stage.output for stage in plan}
+    return {outputs["agent"]: agent_file_name(game), outputs["world_model"]: WORLD_MODEL_FILES[0],
+            outputs["action_map"]: MAPPER_FILES[0]}
 
 
-def ship(root: Path, game: str, destination: Path | None = None) -> None:
-    """Export every trained checkpoint that exists under ``root`` into ``destination`` (checkpoints/pretrained/)."""
+def ship(plan: list[Stage], game: str, destination: Path | None = None) -> None:
+    """Export every trained checkpoint the plan has written into ``destination`` (checkpoints/pretrained/)."""
     destination = destination or checkpoint.PRETRAINED_DIR
-    for src, name in shipped_files(root, game).items():
+    for src, name in shipped_files(plan, game).items():
         if not src.is_file():
             print(f"[ship] {src} does not exist; {destination / name} left as it is")
             continue
@@ -139,7 +138,7 @@ def main() -> None:
         print(f"{name:12s} {seconds:7.1f} s")
     print(f"total        {sum(s for _, s in timings):7.1f} s; outputs under {root}")
     if cfg.ship:
-        ship(root, cfg.game)
+        ship(plan, cfg.game)
 
 
 if __name__ == "__main__":

@@ -184,18 +184,18 @@ class Trainer:
             self.explorer.sync_target()
 
     # --- saving ----------------------------------------------------------------------------
-    def save(self, path: Path, metrics: dict[str, float]) -> None:
-        extra = dict(agent=self.agent.state(), run_config=asdict(self.cfg), updates=self.updates,
-                     episodes=self.episodes, best_eval=float(self.best_eval))
-        if self.rnd_mode:
-            extra.update(explorer=self.explorer.state(), rnd=self.rnd.state_dict(), rnd_extra=self.rnd.extra_state())
+    def save(self, path: Path, metrics: dict[str, float], resume_state: bool = True) -> None:
+        """With ``resume_state`` everything --resume needs; without, the exploitation network alone (small,
+        for acting, shipping and --init_checkpoint)."""
+        extra: dict = dict(run_config=asdict(self.cfg))
+        if resume_state:
+            extra.update(agent=self.agent.state(), updates=self.updates, episodes=self.episodes,
+                         best_eval=float(self.best_eval))
+            if self.rnd_mode:
+                extra.update(explorer=self.explorer.state(), rnd=self.rnd.state_dict(),
+                             rnd_extra=self.rnd.extra_state())
         save_checkpoint(path, stage=STAGE, model=self.agent.online, config=self.net_config, step=self.step,
                         metrics=metrics, **extra)
-
-    def save_policy(self, path: Path, metrics: dict[str, float]) -> None:
-        """The exploitation network alone: small, for acting, shipping and --init_checkpoint."""
-        save_checkpoint(path, stage=STAGE, model=self.agent.online, config=self.net_config, step=self.step,
-                        metrics=metrics, run_config=asdict(self.cfg))
 
     def start_from(self, path: Path) -> None:
         """Both agents start from a saved Q-network (targets synced, optimisers fresh)."""
@@ -305,7 +305,7 @@ def evaluate_and_save(trainer: Trainer, log: MetricsLog, out: Path) -> None:
     trainer.best_eval = max(trainer.best_eval, result.mean)
     trainer.save(out / "latest.pt", scores)
     if improved:
-        trainer.save_policy(out / "best.pt", scores)
+        trainer.save(out / "best.pt", scores, resume_state=False)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ import torch
 
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
+from models.cli import UserError, run_main
 from models.latent_action import load_latent_action_model
 from models.neural_env import LEFT, RIGHT, real_start
-from models.world_model_evaluation import MAX_MOVES_AFTER_FIRE, direction
+from models.world_model_evaluation import direction, start_states
 
 
 def main() -> None:
@@ -23,15 +24,16 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=40, help="fresh emulator games (seeds 0, 1, ...)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.starts < 1:
+        raise UserError(f"--starts must be positive, got {args.starts}")
     torch.set_num_threads(args.threads)
     model = load_latent_action_model(args.checkpoint)
     emulator = make_rgb_env()
     ale = emulator.unwrapped.ale
-    rng = np.random.default_rng(0)
     agree = movable = differ = 0
     real_moves, decoded_moves = [], []
-    for seed in range(args.starts):
-        context = real_start(emulator, model.config.context_frames, seed, int(rng.integers(0, MAX_MOVES_AFTER_FIRE + 1)))
+    for start in start_states(0, args.starts, np.random.default_rng(0)):
+        context = real_start(emulator, model.config.context_frames, start.seed, start.moves_after_fire)
         state, x0 = ale.cloneState(), objects.paddle_x(context[-1])
         with torch.inference_mode():
             indices = model.to_indices(torch.from_numpy(context)[None]).to(torch.uint8)    # (1, C, H, W)
@@ -57,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

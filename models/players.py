@@ -13,9 +13,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from models import checkpoint
 from models.atari import FrameStack
 from models.breakout_objects import FIELD_X, PADDLE_ROWS, ball_position, paddle_x
-from models import checkpoint
 from models.cli import UserError
 from models.dqn import Policy, load_policy
 

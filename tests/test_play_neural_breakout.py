@@ -203,9 +203,9 @@ def test_script_flags(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 @pytest.mark.skipif(not all(p.is_file() for p in SHIPPED),
                     reason="needs the shipped weights checkpoints/pretrained/latent_action.pt and action_to_latent.pt")
 @pytest.mark.parametrize("key, direction", [
-    # Known defect of the shipped world model (issue 7): from a start with the ball in flight its encoder
-    # gave LEFT and RIGHT one code, so RIGHT moves the neural paddle left here. Not strict: on another
-    # CPU a near tie may round the other way; pytest reports XPASS when it passes.
+    # Known defect of the shipped world model (issue 7): early-game moves decode as small or wrong even with
+    # the encoder's own codes (bench/bench_encoder_control.py), and here RIGHT moves the neural paddle left.
+    # Not strict: on another CPU a near tie may round the other way; pytest reports XPASS when it passes.
     pytest.param(pygame.K_RIGHT, 1,
                  marks=pytest.mark.xfail(strict=False, reason="shipped model: RIGHT moves the paddle left")),
     (pygame.K_LEFT, -1)])

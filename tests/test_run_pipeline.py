@@ -15,9 +15,9 @@ def test_tiny_pipeline_runs_every_stage_then_skips_them(script, tmp_path: Path):
     import torch
 
     from models.neural_env import NeuralBreakoutEnv
-    from run_pipeline import ship
+    from run_pipeline import PipelineConfig, ship, stages
     shipped = tmp_path / "shipped"
-    ship(tmp_path, "Breakout", destination=shipped)
+    ship(stages(PipelineConfig(preset="tiny"), tmp_path)[0], "Breakout", destination=shipped)
     assert sorted(p.name for p in shipped.iterdir()) == ["action_to_latent.pt", "dqn_breakout.pt", "latent_action.pt"]
     for path in shipped.iterdir():
         payload = torch.load(path, weights_only=True)
