@@ -22,6 +22,7 @@ import torch
 from models import breakout_objects as objects
 from models.action_to_latent import ActionToLatent, ActionToLatentConfig
 from models.atari import make_rgb_env
+from models.cli import run_main
 from models.frame_dataset import palette_from_frames
 from models.latent_action import LatentActionModel, model_config
 from models.neural_env import (ACTION_NAMES, DEFAULT_CHECKPOINT_DIR, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES,
@@ -174,4 +175,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
