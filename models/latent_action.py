@@ -539,8 +539,11 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
             random_t4.append(rollout(model, context, random)[:, -1].cpu())
     model.train(was_training)
 
-    last = model.to_rgb(torch.from_numpy(windows.context[:, -1])).numpy()     # (N, H, W, 3)
-    truth = model.to_rgb(torch.from_numpy(windows.future[:, 0])).numpy()      # (N, H, W, 3)
+    def rgb(indices: np.ndarray | torch.Tensor) -> np.ndarray:
+        return model.to_rgb(torch.as_tensor(indices, device=device)).cpu().numpy()
+
+    last = rgb(windows.context[:, -1])     # (N, H, W, 3)
+    truth = rgb(windows.future[:, 0])      # (N, H, W, 3)
     pred = np.concatenate(preds)
     all_codes = np.concatenate(codes)
     metrics = {"val_loss": loss_sum / n}  # the world model's reconstruction loss
@@ -550,8 +553,8 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
     metrics["codebook_perplexity"] = wm.codebook_perplexity(all_codes, model.config.num_codes)
     if inferred_t4:
         inferred, random = torch.cat(inferred_t4), torch.cat(random_t4)
-        truth_t4 = model.to_rgb(torch.from_numpy(windows.future[:len(inferred), ROLLOUT_STEPS - 1])).numpy()
-        metrics["delta_psnr_t4"] = wm.delta_psnr(truth_t4, model.to_rgb(inferred).numpy(), model.to_rgb(random).numpy())
+        truth_t4 = rgb(windows.future[:len(inferred), ROLLOUT_STEPS - 1])
+        metrics["delta_psnr_t4"] = wm.delta_psnr(truth_t4, rgb(inferred), rgb(random))
     return Evaluation(metrics=metrics, context=last, truth=truth, prediction=pred)
 
 
