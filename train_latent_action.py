@@ -77,7 +77,7 @@ PRESETS = {
     "quick": dict(model="quick", iterations=300, batch_size=8, eval_every=100, save_every=100, log_every=10,
                   num_val_windows=64, reset_every=50),
     "original": dict(model="original"),
-    # The shipped model's run: 20,000 steps of 64 windows, about 25 minutes on one H100.
+    # The shipped model's run: 20,000 steps of 64 windows, about 17 minutes on one H100.
     "gpu": dict(iterations=20000, batch_size=64, memory_mb=2048.0, save_every=250),
     "tiny": dict(model="tiny", iterations=6, batch_size=2, warmup_steps=2, eval_every=3, save_every=3,
                  log_every=1, num_val_windows=4, reset_every=2),

@@ -202,13 +202,7 @@ def test_script_flags(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.skipif(not all(p.is_file() for p in SHIPPED),
                     reason="needs the shipped weights checkpoints/pretrained/latent_action.pt and action_to_latent.pt")
-@pytest.mark.parametrize("key, direction", [
-    # Known defect of the shipped world model (issue 7): early-game moves decode as small or wrong even with
-    # the encoder's own codes (bench/bench_encoder_control.py), and here RIGHT moves the neural paddle left.
-    # Not strict: on another CPU a near tie may round the other way; pytest reports XPASS when it passes.
-    pytest.param(pygame.K_RIGHT, 1,
-                 marks=pytest.mark.xfail(strict=False, reason="shipped model: RIGHT moves the paddle left")),
-    (pygame.K_LEFT, -1)])
+@pytest.mark.parametrize("key, direction", [(pygame.K_RIGHT, 1), (pygame.K_LEFT, -1)])
 def test_held_arrow_moves_the_neural_paddle(key: int, direction: int) -> None:
     env = NeuralBreakoutEnv(device="cpu")
     seed = next(s for s in range(100) if 50 < paddle_x(env.reset(seed=s)[0]) < 110)  # a start away from the walls
