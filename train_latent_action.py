@@ -28,7 +28,7 @@ from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
 from models.frame_dataset import FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_games
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
-                                  model_config, train_step)
+                                  check_train_batch, model_config, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything
 from models.world_model_metrics import comparison_sheet
@@ -69,8 +69,7 @@ class TrainConfig:
         check_positive(self, "iterations", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
                        "num_val_windows", "memory_mb")
         check_positive(self, "warmup_steps", "reset_every", "threads", allow_zero=True)
-        if self.batch_size < 2:
-            raise ValueError("--batch_size must be at least 2: the encoder normalises its features over the batch")
+        check_train_batch(self.batch_size)
 
 
 PRESETS = {

@@ -24,8 +24,9 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=40, help="fresh emulator games (seeds 0, 1, ...)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    if args.starts < 1:
-        raise UserError(f"--starts must be positive, got {args.starts}")
+    for name in ("starts", "threads"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     model = load_latent_action_model(args.checkpoint)
     emulator = make_rgb_env()

@@ -25,7 +25,7 @@ from torch import nn
 from models.cli import arg, parse_config, run_main
 from models.episodes import list_episode_files
 from models.frame_dataset import FramePool, PaletteIndexer, palette_from_games
-from models.latent_action import MODEL_PRESETS, LatentActionModel, model_config, train_step
+from models.latent_action import MODEL_PRESETS, LatentActionModel, check_train_batch, model_config, train_step
 from models.runtime import pick_device
 
 # Breakout's nine colours, so the bench runs without recorded games.
@@ -45,8 +45,7 @@ class BenchConfig:
     data_dir: str = arg("", "episode folder for the loader benchmark (empty: skip it)")
 
     def __post_init__(self) -> None:
-        if self.batch_size < 2:
-            raise ValueError("--batch_size must be at least 2: the encoder normalises its features over the batch")
+        check_train_batch(self.batch_size)
 
 
 def synchronize(device: torch.device) -> None:

@@ -459,6 +459,12 @@ def inferred_codes(model: LatentActionModel, context: torch.Tensor, future: torc
 
 # ----------------------------------------------------------------------------- training and checks
 
+def check_train_batch(batch_size: int) -> None:
+    """A training batch needs two windows or more: the encoder normalises its features over the batch."""
+    if batch_size < 2:
+        raise ValueError("--batch_size must be at least 2: the encoder normalises its features over the batch")
+
+
 def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, context: torch.Tensor, next_frame: torch.Tensor,
                reset_codes: bool = False, max_grad_norm: float = 1.0,
                generator: torch.Generator | None = None) -> tuple[float, dict[str, float]]:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from models.checkpoint import CheckpointError, save_checkpoint
-from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, fold_frames, load_latent_action_model,
-                                  model_config, rollout, train_step, unfold_frames)
+from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames,
+                                  load_latent_action_model, model_config, rollout, train_step, unfold_frames)
 
 PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
 
@@ -162,3 +162,9 @@ def test_model_config_rejects_bad_values():
         model_config("tiny", PALETTE, latent_grid=[0, 2])
     with pytest.raises(ValueError, match="palette"):
         LatentActionModel(model_config("tiny", np.zeros((0, 3))))
+
+
+def test_a_training_batch_of_one_window_is_refused() -> None:
+    check_train_batch(2)
+    with pytest.raises(ValueError, match="--batch_size must be at least 2"):
+        check_train_batch(1)
