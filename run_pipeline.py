@@ -55,7 +55,8 @@ SIZES = {
                   game=["--steps", "50"], evaluate=["--steps", "20", "--num_starts", "2"]),
     "full": dict(dqn=[], record=["--total_videos", "200", "--percent_random", "15", "--percent_scripted", "30",
                                  "--action_noise", "0.05"],
-                 world=[], pairs=["--live"], mapper=["--sweep"], game=["--compare"], evaluate=[]),
+                 world=[], pairs=["--live", "--live_player", "random_hold", "--num_live_games", "150"],
+                 mapper=["--sweep"], game=["--compare"], evaluate=[]),
 }
 
 

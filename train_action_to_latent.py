@@ -4,6 +4,8 @@
     python train_action_to_latent.py --variant action         # the action alone, as the original's MLP
     python train_action_to_latent.py --max_pairs 1000         # how far do 1,000 labelled steps go?
     python train_action_to_latent.py --sweep                  # accuracy against 100, 1k, 10k, all pairs
+    python train_action_to_latent.py --pairs_path data/actions/action_latent_pairs.json \
+        data/actions_hold/action_latent_pairs.json            # pairs of several collections together
 
 Reads data/actions/action_latent_pairs.json and its context archive (collect_action_latent_pairs.py),
 holds out 20% of the games, and writes checkpoints/latent_action/action_to_latent_best.pt (the weights
@@ -21,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from models.action_to_latent import (STAGE, ActionToLatentConfig, PairTensors, TrainSettings, action_only_ceiling,
-                                     end_to_end, evaluate_mapper, labelled_subset, mapper_config, plot_confusion,
+                                     concat_pairs, end_to_end, evaluate_mapper, labelled_subset, mapper_config, plot_confusion,
                                      read_pairs, split_pairs, train_mapper, write_sweep)
 from models.checkpoint import save_checkpoint
 from models.cli import UserError, arg, check_positive, parse_config, run_main
@@ -32,7 +34,8 @@ from models.runtime import pick_device, seed_everything
 
 @dataclass
 class TrainConfig:
-    pairs_path: str = arg("data/actions/action_latent_pairs.json", "pairs from collect_action_latent_pairs.py")
+    pairs_path: list[str] = arg(["data/actions/action_latent_pairs.json"],
+                                "pairs from collect_action_latent_pairs.py (several: used together, games kept apart)")
     output_path: str = arg("checkpoints/latent_action/action_to_latent_best.pt", "best checkpoint; reports go beside it")
     variant: Literal["action", "action_state"] = arg("action_state", "action: the action alone; action_state: the action and the last frames")
     num_steps: int = arg(6000, "gradient steps (the same for any number of pairs)")
@@ -47,6 +50,7 @@ class TrainConfig:
     state_pool: list[int] = arg([5, 4], "action_state: rows and columns averaged into one cell of the state")
     state_channels: list[int] = arg([16, 32, 64], "action_state: conv widths (each halves the grid)")
     hidden: int = arg(128, "action_state: width of the hidden layer")
+    action_history: int = arg(2, "action_state: earlier actions the state net also sees (Breakout's paddle answers late)")
     temperature: float = arg(0.0, "sampling temperature when scoring (0: most likely code)")
     sweep: bool = arg(False, "also train on 100, 1,000, 10,000 and all pairs and plot accuracy against that")
     sweep_sizes: list[int] = arg([100, 1000, 10000, 0], "labelled pairs of each sweep run (0: all)")
@@ -61,7 +65,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate")
-        check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", allow_zero=True)
+        check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history", allow_zero=True)
         if not 0 < self.labelled_fraction <= 1:
             raise ValueError(f"--labelled_fraction must lie in (0, 1], got {self.labelled_fraction}")
         if not 0 < self.val_fraction < 1:
@@ -78,7 +82,7 @@ CURVES = ["loss", "train_accuracy", "val_loss", "accuracy", "step_accuracy"]
 
 def build_config(cfg: TrainConfig, variant: str, pairs) -> ActionToLatentConfig:
     return mapper_config(variant, pairs, state_frames=cfg.state_frames, state_pool=cfg.state_pool,
-                         state_channels=cfg.state_channels, hidden=cfg.hidden)
+                         state_channels=cfg.state_channels, hidden=cfg.hidden, action_history=cfg.action_history)
 
 
 def settings_of(cfg: TrainConfig) -> TrainSettings:
@@ -135,9 +139,10 @@ def main() -> None:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    pairs = read_pairs(cfg.pairs_path)
+    pairs = concat_pairs([read_pairs(path) for path in cfg.pairs_path], cfg.pairs_path)
     if pairs.metadata.get("game", cfg.game) != cfg.game:
-        raise UserError(f"{cfg.pairs_path} was collected from {pairs.metadata['game']}, not {cfg.game} (see --game)")
+        raise UserError(f"{' '.join(cfg.pairs_path)} was collected from {pairs.metadata['game']}, not {cfg.game} "
+                        "(see --game)")
     split = split_pairs(pairs.game_index, cfg.val_fraction, cfg.seed)
     wanted = max(1, round(cfg.labelled_fraction * split.train.size))
     train_idx = labelled_subset(split.train, min(wanted, cfg.max_pairs or wanted), cfg.seed)

@@ -66,8 +66,8 @@ def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str,
     actions = torch.tensor([RIGHT], device=env.device)
     context_rgb, context_idx = env._rgb, env._indices
     with torch.inference_mode():
-        mapper = time_call_both(lambda: env.mapper.sample_codes(actions, context_rgb, env.temperature, env._generator),
-                                repeats)
+        mapper = time_call_both(lambda: env.mapper.sample_codes(actions, context_rgb, env.temperature, env._generator,
+                                                                history=torch.tensor([env._history])), repeats)
         codes = env.mapper.sample_codes(actions, context_rgb)
         world = time_call_both(lambda: env.world_model.predict_next(context_idx, codes, env.temperature,
                                                                     env._generator), repeats)

@@ -7,9 +7,13 @@ trained from a pair's action, and optionally the frames before it, to its codes:
 - ``variant="action"``: one table of logits per action, the best any map from the action alone can
   do (the original project's one-hot MLP computes the same thing);
 - ``variant="action_state"``: a small convolutional net over the last ``state_frames`` frames,
-  average-pooled to a coarse grid, gives logits for every action at once and the pressed action's
-  are read out. The state tells apart moves that look alike (a RIGHT with the paddle against the
-  right wall moves nothing, like a NOOP).
+  average-pooled to a coarse grid, and the last ``action_history`` actions pressed before, gives
+  logits for every action at once and the pressed action's are read out. The state tells apart
+  moves that look alike (a RIGHT with the paddle against the right wall moves nothing, like a NOOP).
+  The earlier actions are part of the state because Breakout's paddle answers late, and a frame
+  shows where the paddle is, not what it has still to do: about half of a step's move comes from
+  the action before it (RIGHT after RIGHT moves ~22 px, RIGHT after NOOP ~11, NOOP after RIGHT ~10),
+  and a paddle leaving the right wall stays put for two LEFT steps before it moves.
 
 On disk, pairs are ``action_latent_pairs.json`` as in the original, a list of
 ``{"action": int, "latent_code": [int, ...]}``, one per transition, and beside it
@@ -24,7 +28,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -38,6 +42,7 @@ from models.frame_dataset import IndexedGame, window_frame_indices
 
 STAGE = "action_to_latent"
 VARIANTS = ("action", "action_state")
+NOOP = 0            # action 0 is NOOP in every ALE action set: the action "before" a game's first step
 CONTEXT_SUFFIX = "_context.npz"
 MAX_CONFUSION_PANELS = 4   # latent positions drawn in the confusion plot
 
@@ -73,6 +78,21 @@ class PairSet:
     @property
     def action_meanings(self) -> list[str]:
         return list(self.metadata["action_meanings"])
+
+    def action_history(self, length: int) -> np.ndarray:
+        """(N, length) int64: the ``length`` actions before each pair's, oldest first."""
+        return action_history(self.actions, self.game_index, length)
+
+
+def action_history(actions: np.ndarray, game_index: np.ndarray, length: int) -> np.ndarray:
+    """(N, length): the actions before each step, oldest first, for steps stored game after game in
+    order; NOOP (a standing start) for steps before a game's first."""
+    n = actions.shape[0]
+    history = np.full((n, length), NOOP, dtype=np.int64)
+    for back in range(1, length + 1):                 # column length - back holds the action `back` steps earlier
+        same_game = game_index[back:] == game_index[:-back] if back < n else np.zeros(0, bool)
+        history[back:, length - back] = np.where(same_game, actions[:-back], NOOP)
+    return history
 
 
 def context_path_for(json_path: str | os.PathLike) -> Path:
@@ -140,6 +160,34 @@ def read_pairs(json_path: str | os.PathLike) -> PairSet:
                    context_index=arrays["context_index"].astype(np.int64),
                    next_index=arrays["next_index"].astype(np.int64),
                    game_index=arrays["game_index"].astype(np.int64), metadata=metadata)
+
+
+MUST_AGREE = ("num_codes", "num_latents", "context_frames", "game", "action_meanings", "latent_checkpoint")
+
+
+def concat_pairs(sets: Sequence[PairSet], names: Sequence[str] | None = None) -> PairSet:
+    """Several collections of pairs as one (their games kept apart), when they were collected from
+    the same world model; otherwise one sentence naming what differs."""
+    names = list(names or [f"set {i}" for i in range(len(sets))])
+    first = sets[0]
+    for other, name in zip(sets[1:], names[1:]):
+        for key in MUST_AGREE:
+            if first.metadata.get(key) != other.metadata.get(key):
+                raise UserError(f"pairs {name} and {names[0]} differ in {key} ({other.metadata.get(key)!r} against "
+                                f"{first.metadata.get(key)!r}): collect them with the same world model")
+        if not np.array_equal(first.palette, other.palette):
+            raise UserError(f"pairs {name} and {names[0]} have different palettes: collect them with the same world model")
+    if len(sets) == 1:
+        return first
+    frame_offsets = np.cumsum([0] + [p.frames.shape[0] for p in sets[:-1]])
+    game_offsets = np.cumsum([0] + [int(p.game_index.max()) + 1 for p in sets[:-1]])
+    sources = [s for p in sets for s in p.metadata.get("sources", [])]
+    return PairSet(actions=np.concatenate([p.actions for p in sets]), codes=np.concatenate([p.codes for p in sets]),
+                   frames=np.concatenate([p.frames for p in sets]), palette=first.palette,
+                   context_index=np.concatenate([p.context_index + o for p, o in zip(sets, frame_offsets)]),
+                   next_index=np.concatenate([p.next_index + o for p, o in zip(sets, frame_offsets)]),
+                   game_index=np.concatenate([p.game_index + o for p, o in zip(sets, game_offsets)]),
+                   metadata=dict(first.metadata, sources=sources))
 
 
 # ============================================================================ collecting pairs
@@ -296,6 +344,7 @@ class ActionToLatentConfig:
     num_codes: int = 16              # the world model's codebook size
     context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
     state_frames: int = 4            # the last context frames the state net looks at (capped at context_frames)
+    action_history: int = 2          # earlier actions the state net also sees (see the module doc)
     height: int = 210
     width: int = 160
     state_pool: list[int] = field(default_factory=lambda: [5, 4])  # rows, columns averaged into one cell
@@ -311,6 +360,8 @@ class ActionToLatentConfig:
                      "width", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.action_history < 0:
+            raise ValueError(f"action_history must be zero or more, got {self.action_history}")
         if self.state_frames > self.context_frames:
             raise ValueError(f"state_frames ({self.state_frames}) cannot exceed context_frames ({self.context_frames})")
         if len(self.state_pool) != 2 or min(self.state_pool) < 1:
@@ -336,7 +387,8 @@ def pool_frames(rgb: torch.Tensor, pool: Sequence[int]) -> torch.Tensor:
 
 
 class StateNet(nn.Module):
-    """Pooled frames (B, S, 3, h, w) uint8 -> logits for every action (B, A, L, K)."""
+    """Pooled frames (B, S, 3, h, w) uint8 and the earlier actions (B, action_history) -> logits for every
+    action (B, A, L, K)."""
 
     def __init__(self, cfg: ActionToLatentConfig):
         super().__init__()
@@ -349,13 +401,19 @@ class StateNet(nn.Module):
         h, w = cfg.state_size
         for _ in cfg.state_channels:
             h, w = (h + 1) // 2, (w + 1) // 2
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * h * w, cfg.hidden), nn.ReLU(inplace=True),
+        inputs = cin * h * w + cfg.action_history * cfg.num_actions
+        self.head = nn.Sequential(nn.Linear(inputs, cfg.hidden), nn.ReLU(inplace=True),
                                   nn.Linear(cfg.hidden, cfg.num_actions * cfg.num_latents * cfg.num_codes))
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.cfg
         x = pooled.flatten(1, 2).float() / 255.0                     # (B, S*3, h, w)
-        out = self.head(self.convs(x))                               # (B, A*L*K)
+        features = self.convs(x).flatten(1)                          # (B, F)
+        if cfg.action_history:
+            if history is None or history.shape[1:] != (cfg.action_history,):
+                raise ValueError(f"this map needs the {cfg.action_history} earlier actions, (B, {cfg.action_history})")
+            features = torch.cat([features, F.one_hot(history, cfg.num_actions).flatten(1).float()], dim=1)
+        out = self.head(features)                                    # (B, A*L*K)
         return out.view(-1, cfg.num_actions, cfg.num_latents, cfg.num_codes)
 
 
@@ -377,15 +435,17 @@ class ActionToLatent(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def forward(self, actions: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
-        """actions (B,) int64, pooled state (B, S, 3, h, w) uint8 (action_state only) -> logits (B, L, K)."""
+    def forward(self, actions: torch.Tensor, pooled: torch.Tensor | None = None,
+                history: torch.Tensor | None = None) -> torch.Tensor:
+        """actions (B,) int64; for action_state, the pooled state (B, S, 3, h, w) uint8 and the earlier
+        actions (B, action_history) int64, oldest first -> logits (B, L, K)."""
         cfg = self.config
         if cfg.variant == "action":
             one_hot = F.one_hot(actions, cfg.num_actions).float()                 # (B, A)
             return self.table(one_hot).view(-1, cfg.num_latents, cfg.num_codes)
         if pooled is None:
             raise ValueError("the action_state map needs the context frames")
-        every = self.state_net(pooled)                                            # (B, A, L, K)
+        every = self.state_net(pooled, history)                                   # (B, A, L, K)
         return every[torch.arange(actions.shape[0], device=every.device), actions]  # (B, L, K)
 
     def state_from_context(self, context: torch.Tensor) -> torch.Tensor:
@@ -397,20 +457,41 @@ class ActionToLatent(nn.Module):
                              f"got {context.dtype} {tuple(context.shape)}")
         return pool_frames(context[:, -cfg.state_frames:], cfg.state_pool)
 
-    @torch.no_grad()
-    def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None = None, temperature: float = 0.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-        """Codes (B, num_latents) int64 for actions (B,) and, for action_state, the RGB context
-        (B, C, H, W, 3) uint8. Temperature 0 takes the most likely code; above 0, samples softmax(logits / T)."""
+    @property
+    def history_length(self) -> int:
+        """How many earlier actions ``sample_codes`` wants (0 for the action-only map)."""
+        return self.config.action_history if self.config.variant == "action_state" else 0
+
+    def _check_actions(self, actions: torch.Tensor, what: str) -> torch.Tensor:
         actions = actions.to(self.device).long()
         if actions.min() < 0 or actions.max() >= self.config.num_actions:
-            raise ValueError(f"actions must lie in [0, {self.config.num_actions}), got {actions.tolist()}")
+            raise ValueError(f"{what} must lie in [0, {self.config.num_actions}), got {actions.tolist()}")
+        return actions
+
+    def _recent(self, history: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The last ``history_length`` of ``history`` (B, n), padded in front with NOOP."""
+        k = self.history_length
+        recent = torch.full((batch, k), NOOP, dtype=torch.long, device=self.device)
+        if history is not None and k and history.numel():
+            history = self._check_actions(history.reshape(batch, -1), "earlier actions")[:, -k:]
+            recent[:, k - history.shape[1]:] = history
+        return recent
+
+    @torch.no_grad()
+    def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None = None, temperature: float = 0.0,
+                     generator: torch.Generator | None = None,
+                     history: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, num_latents) int64 for actions (B,) and, for action_state, the RGB context
+        (B, C, H, W, 3) uint8 and the actions played before (B, n) int64, oldest first: the last
+        ``history_length`` are used, and missing ones (or None) count as NOOP, a standing start.
+        Temperature 0 takes the most likely code; above 0, samples softmax(logits / T)."""
+        actions = self._check_actions(actions, "actions")
         pooled = None
         if self.config.variant == "action_state":
             if context is None:
                 raise ValueError("the action_state map needs the context frames")
             pooled = self.state_from_context(context.to(self.device))
-        logits = self(actions, pooled)                                             # (B, L, K)
+        logits = self(actions, pooled, self._recent(history, actions.shape[0]))   # (B, L, K)
         return sample_from_logits(logits, temperature, generator)
 
 
@@ -470,11 +551,12 @@ def load_action_mapper(path: str | os.PathLike, device: str | torch.device = "cp
 # ============================================================================ training data
 
 class PairTensors:
-    """Pairs as tensors ready for batches: actions, codes, and the pooled state frames (each stored frame
-    pooled once; a pair's state is gathered by frame number)."""
+    """Pairs as tensors ready for batches: actions, the actions before them, codes, and the pooled state
+    frames (each stored frame pooled once; a pair's state is gathered by frame number)."""
 
     def __init__(self, pairs: PairSet, cfg: ActionToLatentConfig, chunk: int = 512):
         self.actions = torch.from_numpy(pairs.actions)                     # (N,)
+        self.history = torch.from_numpy(pairs.action_history(cfg.action_history))  # (N, action_history)
         self.codes = torch.from_numpy(pairs.codes)                         # (N, L)
         self.state_index = torch.from_numpy(pairs.context_index[:, -cfg.state_frames:])  # (N, S)
         self.pooled = None
@@ -484,10 +566,18 @@ class PairTensors:
                       for i in range(0, pairs.frames.shape[0], chunk)]
             self.pooled = torch.cat(chunks)                                # (F, 3, h, w) uint8
 
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """actions (B,), pooled state (B, S, 3, h, w) or None, codes (B, L) of the pairs ``idx``."""
-        pooled = None if self.pooled is None else self.pooled[self.state_index[idx]]
-        return self.actions[idx], pooled, self.codes[idx]
+    def batch(self, idx: torch.Tensor, device: torch.device | str = "cpu") -> tuple[MapperInputs, torch.Tensor]:
+        """The map's inputs for the pairs ``idx`` and their codes (B, L), on ``device``."""
+        pooled = None if self.pooled is None else self.pooled[self.state_index[idx]].to(device)
+        inputs = MapperInputs(self.actions[idx].to(device), pooled, self.history[idx].to(device))
+        return inputs, self.codes[idx].to(device)
+
+
+class MapperInputs(NamedTuple):
+    """What ``ActionToLatent.forward`` takes: ``mapper(*inputs)``."""
+    actions: torch.Tensor               # (B,) int64
+    pooled: torch.Tensor | None         # (B, S, 3, h, w) uint8, action_state only
+    history: torch.Tensor               # (B, action_history) int64, the actions before, oldest first
 
 
 @dataclass
@@ -521,10 +611,10 @@ def labelled_subset(train: np.ndarray, max_pairs: int | None, seed: int = 0) -> 
 
 # ============================================================================ training and evaluation
 
-def train_step(mapper: ActionToLatent, optimizer: torch.optim.Optimizer, actions: torch.Tensor,
-               pooled: torch.Tensor | None, codes: torch.Tensor) -> tuple[float, dict[str, float]]:
+def train_step(mapper: ActionToLatent, optimizer: torch.optim.Optimizer, inputs: MapperInputs,
+               codes: torch.Tensor) -> tuple[float, dict[str, float]]:
     """One Adam step of cross-entropy over every latent position."""
-    logits = mapper(actions, pooled)                                         # (B, L, K)
+    logits = mapper(*inputs)                                                 # (B, L, K)
     loss = F.cross_entropy(logits.flatten(0, 1), codes.flatten())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -543,8 +633,8 @@ def predict(mapper: ActionToLatent, data: PairTensors, idx: np.ndarray, batch_si
     mapper.eval()
     preds, loss_sum = [], 0.0
     for start in range(0, idx.shape[0], batch_size):
-        actions, pooled, codes = data.batch(torch.from_numpy(idx[start:start + batch_size]))
-        logits = mapper(actions.to(mapper.device), None if pooled is None else pooled.to(mapper.device)).cpu()
+        inputs, codes = data.batch(torch.from_numpy(idx[start:start + batch_size]), mapper.device)
+        logits, codes = mapper(*inputs).cpu(), codes.cpu()
         loss_sum += F.cross_entropy(logits.flatten(0, 1), codes.flatten(), reduction="sum").item() / codes.shape[1]
         preds.append(sample_from_logits(logits, temperature, generator).numpy())
     mapper.train(was_training)
@@ -624,9 +714,7 @@ def train_mapper(cfg: ActionToLatentConfig, data: PairTensors, train_idx: np.nda
     history = []
     for step in range(1, settings.num_steps + 1):
         idx = torch.from_numpy(train_idx[rng.integers(train_idx.shape[0], size=settings.batch_size)])
-        actions, pooled, codes = data.batch(idx)
-        _, metrics = train_step(mapper, optimizer, actions.to(device), None if pooled is None else pooled.to(device),
-                                codes.to(device))
+        _, metrics = train_step(mapper, optimizer, *data.batch(idx, device))
         if step % settings.eval_every == 0 or step == settings.num_steps:
             metrics.update(evaluate_mapper(mapper, data, val_probe).metrics)
             history.append({"step": float(step), **metrics})
@@ -702,6 +790,7 @@ def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np
         raise UserError(f"the pairs hold {pairs.context_index.shape[1]} context frames per step, but the world model "
                         f"takes {world_model.config.context_frames}")
     palette = torch.from_numpy(pairs.palette)
+    history = pairs.action_history(mapper.history_length)
     same_frame = same_code = exact_enc = exact_map = 0
     for start in range(0, idx.shape[0], batch_size):
         b = idx[start:start + batch_size]
@@ -709,7 +798,8 @@ def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np
         truth = torch.from_numpy(pairs.frames[pairs.next_index[b]]).long()                    # (b, H, W)
         actions = torch.from_numpy(pairs.actions[b])
         encoder_codes = torch.from_numpy(pairs.codes[b])                                      # (b, L)
-        mapped = mapper.sample_codes(actions, palette[context.long()]).cpu()                  # (b, L)
+        mapped = mapper.sample_codes(actions, palette[context.long()],
+                                     history=torch.from_numpy(history[b])).cpu()              # (b, L)
         device = world_model.device
         from_encoder = world_model.predict_next(context.to(device), encoder_codes.to(device)).cpu()  # (b, H, W)
         agree = (mapped == encoder_codes).all(1)

@@ -45,6 +45,7 @@ NOOP, FIRE, RIGHT, LEFT = range(4)
 DEFAULT_MAX_EPISODE_STEPS = 10_000
 MAX_START_TAPS = 6     # a real start taps random moves up to this many times before FIRE (one tap: ~22 px)
 RENDER_FPS = 15        # the original game's pace: 60 Hz with frame skip 4
+ACTION_MEMORY = 8      # earlier actions kept and offered to the mapper (it reads the last few it was trained on)
 
 
 class NeuralEnvError(UserError, ValueError):
@@ -55,7 +56,7 @@ class ActionMapper(Protocol):
     """What the environment needs of stage 4's mapper (``models.action_to_latent``)."""
 
     def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None, temperature: float = 0.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor: ...
+                     generator: torch.Generator | None = None, history: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 # ------------------------------------------------------------------------------- loading
@@ -139,7 +140,9 @@ class NeuralBreakoutEnv(gym.Env):
 
     ``reset(seed, options={"frames": frames})`` starts from given real frames, uint8
     (n, 210, 160, 3) with n >= ``context_length``, oldest first (only the last ``context_length``
-    are used). Without frames it starts from a fresh emulator game, chosen by the seed.
+    are used). Without frames it starts from a fresh emulator game, chosen by the seed. The option
+    ``previous_actions`` (default: none, a standing start) lists the actions that led to the frames,
+    oldest first: Breakout's paddle is still finishing the last moves, so they shape the first steps.
 
     ``temperature`` 0 takes the most likely latent and the most likely colour of each pixel; above
     0 both are sampled, from a generator seeded by ``reset``'s seed, so a seed repeats a game."""
@@ -177,6 +180,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._indices: torch.Tensor | None = None   # (1, C, H, W) uint8 palette indices, oldest first
         self._rgb: torch.Tensor | None = None       # (1, C, H, W, 3) uint8, the same frames in RGB
         self._frame: np.ndarray | None = None       # (H, W, 3) uint8, the latest frame
+        self._history = [NOOP] * ACTION_MEMORY      # the actions that led to the latest frame, oldest first
         self._step = 0
 
     # ----- gymnasium API
@@ -184,9 +188,14 @@ class NeuralBreakoutEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"frames"}
+        unknown = set(options) - {"frames", "previous_actions"}
         if unknown:
-            raise NeuralEnvError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'frames'")
+            raise NeuralEnvError(f"unknown reset option(s) {sorted(unknown)}; the options are 'frames' and "
+                                 "'previous_actions'")
+        before = options.get("previous_actions", ())
+        if not isinstance(before, (list, tuple, np.ndarray)):
+            raise NeuralEnvError(f"options['previous_actions'] must be a list of actions, got {type(before).__name__}")
+        history = [self._check_action(a, "each of options['previous_actions']") for a in before]
         self._generator.manual_seed(int(self.np_random.integers(2 ** 62)))
         if "frames" in options:
             frames, start = self._check_frames(options["frames"]), "frames"
@@ -201,6 +210,7 @@ class NeuralBreakoutEnv(gym.Env):
             # The context as the model sees it: colours off the palette snapped to the nearest one.
             self._rgb = self.world_model.to_rgb(self._indices)
         self._frame = self._rgb[0, -1].cpu().numpy()
+        self._history = ([NOOP] * ACTION_MEMORY + history)[-ACTION_MEMORY:]
         self._step = 0
         return self._frame.copy(), {"step": 0, "start": start}
 
@@ -210,13 +220,15 @@ class NeuralBreakoutEnv(gym.Env):
         action = self._check_action(action)
         with torch.inference_mode():
             actions = torch.tensor([action], dtype=torch.long, device=self.device)                  # (1,)
-            codes = self.mapper.sample_codes(actions, self._rgb, self.temperature, self._generator)  # (1, L)
+            history = torch.tensor([self._history], dtype=torch.long, device=self.device)           # (1, M)
+            codes = self.mapper.sample_codes(actions, self._rgb, self.temperature, self._generator, history)  # (1, L)
             nxt = self.world_model.predict_next(self._indices, codes, self.temperature, self._generator)  # (1, H, W)
             nxt = nxt.to(torch.uint8)
             nxt_rgb = self.world_model.to_rgb(nxt)                                                  # (1, H, W, 3)
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
             self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
         self._frame = nxt_rgb[0].cpu().numpy()
+        self._history = self._history[1:] + [action]
         self._step += 1
         truncated = self._step >= self.max_episode_steps
         info = {"step": self._step, "codes": codes[0].cpu().numpy().astype(np.int64)}
@@ -257,13 +269,13 @@ class NeuralBreakoutEnv(gym.Env):
                                  f"{self.context_length} (env.context_length)")
         return frames
 
-    def _check_action(self, action: Any) -> int:
+    def _check_action(self, action: Any, what: str = "action") -> int:
         if isinstance(action, np.ndarray) and action.shape == ():
             action = action.item()
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) \
                 or not 0 <= int(action) < len(ACTION_NAMES):
             choices = ", ".join(f"{i} {name}" for i, name in enumerate(ACTION_NAMES))
-            raise NeuralEnvError(f"action must be an integer 0-{len(ACTION_NAMES) - 1} ({choices}), got {action!r}")
+            raise NeuralEnvError(f"{what} must be an integer 0-{len(ACTION_NAMES) - 1} ({choices}), got {action!r}")
         return int(action)
 
 

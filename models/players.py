@@ -1,5 +1,6 @@
-"""Who plays the recorded games: a uniform random player, the trained agent, and a scripted
-Breakout player that reads the ball and paddle from the pixels and follows the ball.
+"""Who plays the recorded games: a uniform random player, a random player that holds its keys as a
+person trying the controls does, the trained agent, and a scripted Breakout player that reads the
+ball and paddle from the pixels and follows the ball.
 
 Every player has ``reset()`` (a new game begins) and ``act(frame, prev_action, rng) -> int``: the
 action for ``frame`` (RGB uint8 (210, 160, 3), the game as it stands), given the action the game
@@ -19,7 +20,9 @@ from models.breakout_objects import FIELD_X, PADDLE_ROWS, ball_position, paddle_
 from models.cli import UserError
 from models.dqn import Policy, load_policy
 
-PLAYER_KINDS = ("random", "scripted", "agent")
+PLAYER_KINDS = ("random", "random_hold", "scripted", "agent")
+HOLD_ODDS = {"NOOP": 0.15, "FIRE": 0.10}   # random_hold: the other actions share what is left equally
+MAX_HOLD = 4                               # random_hold: each key is held 1 to MAX_HOLD steps
 
 
 class Player(Protocol):
@@ -43,6 +46,45 @@ class RandomPlayer:
 
     def act(self, frame: np.ndarray, prev_action: int | None, rng: np.random.Generator) -> int:
         return int(rng.integers(self.num_actions))
+
+
+def holding_odds(action_names: list[str]) -> np.ndarray:
+    """(A,) probabilities of each action for ``HoldingRandomPlayer``: ``HOLD_ODDS`` by name, the rest
+    shared by the other actions (all of them equally when none is named)."""
+    named = np.array([HOLD_ODDS.get(name, np.nan) for name in action_names])
+    others = np.isnan(named)
+    if others.all():
+        return np.full(len(action_names), 1.0 / len(action_names))
+    named[others] = (1.0 - np.nansum(named)) / max(1, others.sum())
+    return named / named.sum()
+
+
+class HoldingRandomPlayer:
+    """Random keys, each held for 1 to MAX_HOLD steps, mostly moves (``HOLD_ODDS``): play like a person
+    trying the controls, who reaches the walls and turns often. A one-step uniform jitter, as
+    ``RandomPlayer`` plays, barely moves the paddle, and the agent rarely turns at a wall."""
+
+    kind = "random_hold"
+
+    def __init__(self, action_names: list[str]):
+        self.odds = holding_odds(action_names)
+        self.action, self.left = 0, 0
+
+    def reset(self) -> None:
+        self.left = 0
+
+    def act(self, frame: np.ndarray | None, prev_action: int | None, rng: np.random.Generator) -> int:
+        if self.left == 0:
+            self.action = int(rng.choice(len(self.odds), p=self.odds))
+            self.left = int(rng.integers(1, MAX_HOLD + 1))
+        self.left -= 1
+        return self.action
+
+
+def held_actions(action_names: list[str], steps: int, rng: np.random.Generator) -> np.ndarray:
+    """(steps,) int64: a ``HoldingRandomPlayer``'s actions for a game it does not look at."""
+    player = HoldingRandomPlayer(action_names)
+    return np.array([player.act(None, None, rng) for _ in range(steps)], dtype=np.int64)
 
 
 class AgentPlayer:
@@ -167,6 +209,8 @@ def make_player(kind: str, game: str, action_names: list[str], checkpoint_path: 
     """Build one player; the agent needs ``checkpoint_path``."""
     if kind == "random":
         return RandomPlayer(len(action_names))
+    if kind == "random_hold":
+        return HoldingRandomPlayer(action_names)
     if kind == "scripted":
         check_scripted_supported(game)
         return SCRIPTED_PLAYERS[game](action_names)

@@ -34,14 +34,11 @@ from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
 from models.files import atomic_write
 from models.latent_action import ROLLOUT_STEPS, inferred_codes, rollout
-from models.neural_env import (FIRE, LEFT, MAPPER_FILES, NOOP, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
+from models.players import held_actions
+from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
                                checkpoint_folder, paired_rollout, real_start)
 
 REPORT_STEPS = (1, 5, 20, 100)
-# The random policy: mostly moves, held for 1 to MAX_HOLD steps (a one-step jitter barely moves the
-# paddle), with FIRE so a lost ball comes back.
-POLICY = {NOOP: 0.15, FIRE: 0.10, RIGHT: 0.375, LEFT: 0.375}
-MAX_HOLD = 4
 MAX_MOVES_AFTER_FIRE = 12   # a start plays up to this many random moves after FIRE: paddles everywhere
 STAY_PX = 1.0               # a paddle that moved less than this stayed
 BASELINES = ("model", "copy_last_frame")
@@ -50,12 +47,9 @@ BASELINES = ("model", "copy_last_frame")
 # ------------------------------------------------------------------------------- open loop
 
 def random_actions(rng: np.random.Generator, steps: int) -> np.ndarray:
-    """(steps,) int64 actions of the evaluation's random player: ``POLICY``'s odds, each held 1-MAX_HOLD steps."""
-    choices, odds = list(POLICY), list(POLICY.values())
-    actions: list[int] = []
-    while len(actions) < steps:
-        actions += [int(rng.choice(choices, p=odds))] * int(rng.integers(1, MAX_HOLD + 1))
-    return np.asarray(actions[:steps], dtype=np.int64)
+    """(steps,) int64 actions of the evaluation's random player: keys held as a person trying the
+    controls does (``models.players.HoldingRandomPlayer``), FIRE among them so a lost ball comes back."""
+    return held_actions(list(ACTION_NAMES), steps, rng)
 
 
 class StepClock:
@@ -145,7 +139,8 @@ def episode_rollouts(env: StepClock, files: Sequence[Path], num_starts: int, ste
             for _ in range(plan.count(path)):
                 t = int(rng.integers(c - 1, ep.num_steps - steps + 1))   # the last context frame
                 start = ep.frames[t - c + 1:t + 1]
-                env.reset(seed=int(rng.integers(2 ** 31)), options={"frames": start})
+                before = [int(a) for a in ep.actions[max(0, t - ACTION_MEMORY):t]]   # the moves the paddle is finishing
+                env.reset(seed=int(rng.integers(2 ** 31)), options={"frames": start, "previous_actions": before})
                 neural.append(np.stack([env.step(int(a))[0] for a in ep.actions[t:t + steps]]))
                 names.append(f"{path.name} step {t}")
                 context.append(start)

@@ -110,6 +110,33 @@ def test_wrong_frames_are_refused(env: NeuralBreakoutEnv, start_frames: np.ndarr
         env.reset(options={"frame": start_frames})
 
 
+class PreviousActionSpy:
+    """Wraps the mapper and records the previous action the environment gives it at each step."""
+
+    def __init__(self, mapper):
+        self.mapper, self.seen = mapper, []
+        self.config = mapper.config
+
+    def sample_codes(self, actions, context, temperature=0.0, generator=None, history=None):
+        self.seen.append(history[0, -2:].tolist())
+        return self.mapper.sample_codes(actions, context, temperature, generator, history)
+
+
+def test_the_mapper_is_told_the_actions_before(env: NeuralBreakoutEnv, start_frames: np.ndarray) -> None:
+    spy = PreviousActionSpy(env.mapper)
+    spied = NeuralBreakoutEnv(models=(env.world_model, spy))
+    spied.reset(seed=0, options={"frames": start_frames, "previous_actions": [2, 3]})
+    for action in (2, 1, 0):
+        spied.step(action)
+    spied.reset(seed=0, options={"frames": start_frames})   # a standing start: NOOPs before
+    spied.step(3)
+    assert spy.seen == [[2, 3], [3, 2], [2, 1], [0, 0]]
+    with pytest.raises(NeuralEnvError, match=r"each of options\['previous_actions'\] must be an integer 0-3"):
+        spied.reset(options={"frames": start_frames, "previous_actions": [1, 9]})
+    with pytest.raises(NeuralEnvError, match=r"options\['previous_actions'\] must be a list"):
+        spied.reset(options={"frames": start_frames, "previous_actions": 3})
+
+
 def test_step_before_reset_is_refused(tiny_dir: Path) -> None:
     with pytest.raises(NeuralEnvError, match=r"call reset\(\) before step\(\)"):
         NeuralBreakoutEnv(tiny_dir).step(0)

@@ -12,7 +12,7 @@ from models.checkpoint import save_checkpoint
 from models.cli import UserError
 from models.dqn import QNetwork, QNetworkConfig
 from models.episodes import load_episode, read_manifest
-from models.players import BreakoutFollower, reflect
+from models.players import BreakoutFollower, held_actions, holding_odds, reflect
 from models.recording import parse_shard, plan_games, shard_games
 import record_videos
 
@@ -134,6 +134,18 @@ def test_bad_numbers_are_refused() -> None:
         with pytest.raises(SystemExit) as exc:
             record_videos.main(flags)
         assert exc.value.code == 2
+
+
+def test_the_holding_random_player_holds_its_keys_with_the_set_odds() -> None:
+    names = ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    assert holding_odds(names).tolist() == pytest.approx([0.15, 0.10, 0.375, 0.375])
+    assert holding_odds(["UP", "DOWN"]).tolist() == [0.5, 0.5]
+    actions = held_actions(names, 8000, np.random.default_rng(0))
+    assert np.array_equal(actions, held_actions(names, 8000, np.random.default_rng(0)))
+    share = np.bincount(actions, minlength=4) / actions.size
+    assert share == pytest.approx(holding_odds(names), abs=0.03)
+    # keys held 1-4 steps (2.5 on average) change far less often than a uniform random player's (75%)
+    assert 0.2 < np.mean(actions[1:] != actions[:-1]) < 0.35
 
 
 def test_reflect_mirrors_at_the_walls() -> None:
