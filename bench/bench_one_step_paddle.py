@@ -1,0 +1,79 @@
+"""One step at a time from real frames: where does the neural paddle go wrong, in the map or in the
+world model? From fresh emulator starts, a random player that holds its keys (the evaluation's)
+plays on in the emulator; at every step the world model decodes the next frame from the last real
+frames twice, with the map's code for the action and with the code the encoder reads from the real
+next frame, and each decoded paddle is compared with the real one.
+
+    python -m bench.bench_one_step_paddle [--checkpoint_dir checkpoints/pretrained] [--starts 16] [--steps 60]"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from models import breakout_objects as objects
+from models.atari import make_rgb_env
+from models.cli import UserError, run_main
+from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, load_models, real_start
+from models.players import held_actions
+from models.runtime import pick_device
+from models.world_model_evaluation import start_states
+
+OFF_PX = 1.0          # a decoded paddle further than this from the real one is wrong
+NEAR_RIGHT_WALL_X = 135.0  # paddle centres within one move (~12 px) of the furthest right one (147.5)
+
+
+@torch.inference_mode()
+def decode_both(world, mapper, frames: np.ndarray, real_next: np.ndarray, action: int,
+                history: list[int]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The frames decoded from the map's code and from the encoder's code, and whether the codes agree."""
+    indices = world.to_indices(torch.from_numpy(frames)[None]).to(torch.uint8)          # (1, C, H, W)
+    target = world.to_indices(torch.from_numpy(real_next)[None]).to(torch.uint8)         # (1, H, W)
+    mapped = mapper.sample_codes(torch.tensor([action]), world.to_rgb(indices), history=torch.tensor([history]))
+    encoded = world.encode_latents(indices, target)
+    decoded = [world.to_rgb(world.predict_next(indices, codes))[0].numpy() for codes in (mapped, encoded)]
+    return decoded[0], decoded[1], bool(torch.equal(mapped.cpu(), encoded.cpu()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint_dir", default="checkpoints/pretrained")
+    parser.add_argument("--starts", type=int, default=16, help="fresh emulator games (seeds 0, 1, ...)")
+    parser.add_argument("--steps", type=int, default=60, help="steps played from each start")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    for name in ("starts", "steps", "threads"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
+    torch.set_num_threads(args.threads)
+    world, mapper = load_models(args.checkpoint_dir, pick_device("cpu"))
+    c = world.config.context_frames
+    emulator = make_rgb_env()
+    rng = np.random.default_rng(0)
+    rows = []   # (map error px, encoder error px, same code, real paddle x before)
+    for start in start_states(0, args.starts, rng):
+        frames = list(real_start(emulator, c, start.seed, start.moves_after_fire))
+        history = [NOOP] * ACTION_MEMORY
+        for action in held_actions(list(ACTION_NAMES), args.steps, rng):
+            real, _, terminated, truncated, _ = emulator.step(int(action))
+            from_map, from_encoder, same = decode_both(world, mapper, np.stack(frames[-c:]), real, int(action), history)
+            x = objects.paddle_x(np.stack([real, from_map, from_encoder]))
+            rows.append((abs(x[1] - x[0]), abs(x[2] - x[0]), same, objects.paddle_x(frames[-1])))
+            frames.append(real)
+            history = history[1:] + [int(action)]
+            if terminated or truncated:
+                break
+    emulator.close()
+    map_err, enc_err, same, x_before = (np.array(v, dtype=float) for v in zip(*rows))
+    enc_off = enc_err > OFF_PX
+    print(f"{args.checkpoint_dir}: {len(rows)} steps from {args.starts} starts, keys held 1-4 steps")
+    print(f"decoded paddle more than {OFF_PX:.0f} px off: map's code {np.nanmean(map_err > OFF_PX):.1%} of steps, "
+          f"encoder's code {np.nanmean(enc_off):.1%}; mean error {np.nanmean(map_err):.2f} / {np.nanmean(enc_err):.2f} px")
+    print(f"the map's code is the encoder's in {same.mean():.1%} of steps; of the encoder-code misses, "
+          f"{np.mean(x_before[enc_off] >= NEAR_RIGHT_WALL_X) if enc_off.any() else 0:.0%} start within one move of the "
+          "right wall")
+
+
+if __name__ == "__main__":
+    run_main(main)
