@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from tqdm import tqdm
 
@@ -31,7 +32,8 @@ class RecordConfig:
     num_episodes: int = arg(1, "games to record in single mode")
     bulk: bool = arg(False, "bulk mode: --total_videos games shared between random, scripted and agent players")
     total_videos: int = arg(100, "games to record in bulk mode")
-    percent_random: float = arg(15.0, "bulk mode: percent of games played by a uniform random player")
+    percent_random: float = arg(15.0, "bulk mode: percent of games played by a random player")
+    random_player: Literal["random", "random_hold"] = arg("random", "the random player: uniform each step, or keys held 1-4 steps as a person tries the controls")
     percent_scripted: float = arg(0.0, "bulk mode: percent of games played by the scripted ball follower (Breakout)")
     action_noise: float = arg(0.0, "probability of a uniform random action at each step of agent and scripted games")
     max_steps: int = arg(10_000, "cap on agent steps per game (one step = 4 emulator frames)")
@@ -55,10 +57,11 @@ class RecordConfig:
 def plan(config: RecordConfig) -> tuple[list[GameJob], str | None]:
     """Every game of the job and the agent checkpoint it needs (None when no game is the agent's)."""
     if config.bulk:
-        jobs = plan_games(config.total_videos, config.percent_random, config.percent_scripted, config.seed)
+        jobs = plan_games(config.total_videos, config.percent_random, config.percent_scripted, config.seed,
+                          config.random_player)
     else:
         share_random = 0.0 if config.checkpoint_path else 100.0
-        jobs = plan_games(config.num_episodes, share_random, 0.0, config.seed)
+        jobs = plan_games(config.num_episodes, share_random, 0.0, config.seed, config.random_player)
     if any(job.player == "scripted" for job in jobs):
         check_scripted_supported(config.game)
     if not any(job.player == "agent" for job in jobs):

@@ -21,6 +21,7 @@ from models.cli import UserError
 from models.dqn import Policy, load_policy
 
 PLAYER_KINDS = ("random", "random_hold", "scripted", "agent")
+RANDOM_PLAYERS = ("random", "random_hold")
 HOLD_ODDS = {"NOOP": 0.15, "FIRE": 0.10}   # random_hold: the other actions share what is left equally
 MAX_HOLD = 4                               # random_hold: each key is held 1 to MAX_HOLD steps
 

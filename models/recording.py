@@ -23,7 +23,7 @@ from models.breakout_objects import NUM_BRICKS, bricks_remaining
 from models.cli import UserError
 from models.episodes import Episode, read_episode_metadata, save_episode, write_manifest
 from models.files import atomic_write
-from models.players import Player, make_player
+from models.players import RANDOM_PLAYERS, Player, make_player
 
 VIDEO_FPS = 30
 REPEAT_ACTION_PROBABILITY = 0.0   # every recorded action is exactly what moved the game
@@ -99,12 +99,14 @@ class Layout:
         return self.root / "frames" / self.name(index)
 
 
-def plan_games(num_games: int, percent_random: float, percent_scripted: float, base_seed: int) -> list[GameJob]:
-    """All games of a job: the random and scripted shares rounded to whole games, the rest for the
-    agent, shuffled with ``base_seed`` so each kind is spread over the whole index range."""
+def plan_games(num_games: int, percent_random: float, percent_scripted: float, base_seed: int,
+               random_player: str = "random") -> list[GameJob]:
+    """All games of a job: the random (played by ``random_player``) and scripted shares rounded to whole
+    games, the rest for the agent, shuffled with ``base_seed`` so each kind is spread over the whole
+    index range."""
     num_random = round(num_games * percent_random / 100)
     num_scripted = min(round(num_games * percent_scripted / 100), num_games - num_random)
-    kinds = ["random"] * num_random + ["scripted"] * num_scripted + ["agent"] * (num_games - num_random - num_scripted)
+    kinds = [random_player] * num_random + ["scripted"] * num_scripted + ["agent"] * (num_games - num_random - num_scripted)
     order = np.random.default_rng(base_seed).permutation(num_games)
     return [GameJob(index=i, player=kinds[order[i]], seed=base_seed + i) for i in range(num_games)]
 
@@ -131,7 +133,7 @@ def game_metadata(job: GameJob, settings: RecordSettings, action_names: list[str
         "index": job.index, "player": job.player, "seed": job.seed, "game": settings.game,
         "env_id": env_id(settings.game), "frame_skip": FRAME_SKIP,
         "repeat_action_probability": REPEAT_ACTION_PROBABILITY, "max_steps": settings.max_steps,
-        "action_noise": settings.action_noise if job.player != "random" else 0.0,
+        "action_noise": settings.action_noise if job.player not in RANDOM_PLAYERS else 0.0,
         "checkpoint": settings.checkpoint_path if job.player == "agent" else None,
         "action_meanings": action_names,
     }
@@ -270,7 +272,7 @@ class Recorder:
 
     def record(self, job: GameJob) -> GameSummary:
         s, layout = self.settings, self.layout
-        noise = s.action_noise if job.player != "random" else 0.0
+        noise = s.action_noise if job.player not in RANDOM_PLAYERS else 0.0
         ep = play_game(self.env, self.player(job.player), job.seed, s.max_steps, noise, len(self.action_names))
         ep.metadata = {**game_metadata(job, s, self.action_names), "score": ep.score, "num_steps": ep.num_steps,
                        "truncated": not bool(ep.terminated[-1]),

@@ -75,6 +75,15 @@ def test_bulk_mode_uses_the_shipped_agent(tmp_path: Path, tiny_checkpoint: Path,
         [("agent", "dqn_breakout.pt"), ("random", "")]
 
 
+def test_the_random_share_can_hold_its_keys(tmp_path: Path) -> None:
+    record_videos.main(["--bulk", "--total_videos", "2", "--percent_random", "100", "--random_player", "random_hold",
+                        "--action_noise", "0.5", *TINY, "--output_dir", str(tmp_path)])
+    episodes = [load_episode(tmp_path / "episodes" / g["file"]) for g in read_manifest(tmp_path / "manifest.json")["games"]]
+    assert [(ep.metadata["player"], ep.metadata["action_noise"]) for ep in episodes] == [("random_hold", 0.0)] * 2
+    actions = np.concatenate([ep.actions for ep in episodes])
+    assert np.mean(actions[1:] != actions[:-1]) < 0.5    # a uniform player changes its action 75% of the time
+
+
 def test_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
     args = ["--bulk", "--total_videos", "1", "--percent_random", "100", *TINY, "--output_dir", str(tmp_path)]
     record_videos.main(args)
