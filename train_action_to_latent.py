@@ -38,7 +38,7 @@ class TrainConfig:
                                 "pairs from collect_action_latent_pairs.py (several: used together, games kept apart)")
     output_path: str = arg("checkpoints/latent_action/action_to_latent_best.pt", "best checkpoint; reports go beside it")
     variant: Literal["action", "action_state"] = arg("action_state", "action: the action alone; action_state: the action and the last frames")
-    num_steps: int = arg(6000, "gradient steps (the same for any number of pairs)")
+    num_steps: int = arg(12000, "gradient steps (the same for any number of pairs)")
     batch_size: int = arg(256, "pairs per gradient step")
     learning_rate: float = arg(1e-3, "Adam learning rate")
     eval_every: int = arg(250, "gradient steps between validation scores")
