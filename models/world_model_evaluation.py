@@ -34,9 +34,9 @@ from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
 from models.files import atomic_write
 from models.latent_action import ROLLOUT_STEPS, inferred_codes, rollout
-from models.players import held_actions
 from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
                                checkpoint_folder, paired_rollout, real_start)
+from models.players import held_actions
 
 REPORT_STEPS = (1, 5, 20, 100)
 MAX_MOVES_AFTER_FIRE = 12   # a start plays up to this many random moves after FIRE: paddles everywhere
