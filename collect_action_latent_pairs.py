@@ -22,7 +22,7 @@ from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files, read_episode_metadata
 from models.frame_dataset import IndexedGame, PaletteIndexer, load_indexed_game
 from models.latent_action import load_latent_action_model
-from models.players import make_player
+from models.players import PLAYER_KINDS, make_player
 from models.recording import play_game
 from models.runtime import pick_device, seed_everything
 
@@ -35,7 +35,7 @@ class CollectConfig:
     recorded: bool = arg(True, "read the recorded games in --episodes_dir")
     live: bool = arg(False, "also play fresh games in the emulator and pair their steps")
     num_live_games: int = arg(5, "games played with --live")
-    live_player: Literal["random", "random_hold", "scripted", "agent"] = arg("random", "who plays the --live games (random_hold: keys held 1-4 steps, as a person tries the controls)")
+    live_player: Literal[PLAYER_KINDS] = arg("random", "who plays the --live games (random_hold: keys held 1-4 steps, as a person tries the controls)")
     agent_checkpoint: str | None = arg(None, "DQN checkpoint for --live_player agent")
     action_noise: float = arg(0.0, "probability of a uniform random action at each step of a --live game")
     max_steps: int = arg(2000, "cap on agent steps per --live game (one step = 4 emulator frames)")

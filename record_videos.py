@@ -18,7 +18,7 @@ from tqdm import tqdm
 from models.atari import action_meanings
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.dqn import load_policy
-from models.players import check_scripted_supported, shipped_agent_path
+from models.players import RANDOM_PLAYERS, check_scripted_supported, shipped_agent_path
 from models.recording import (GameJob, Layout, RecordSettings, format_summary, is_recorded, parse_shard, plan_games,
                               record_games, scan_folder, shard_games, write_manifest_and_plot)
 from models.runtime import pick_device
@@ -33,7 +33,7 @@ class RecordConfig:
     bulk: bool = arg(False, "bulk mode: --total_videos games shared between random, scripted and agent players")
     total_videos: int = arg(100, "games to record in bulk mode")
     percent_random: float = arg(15.0, "bulk mode: percent of games played by a random player")
-    random_player: Literal["random", "random_hold"] = arg("random", "the random player: uniform each step, or keys held 1-4 steps as a person tries the controls")
+    random_player: Literal[RANDOM_PLAYERS] = arg("random", "the random player: uniform each step, or keys held 1-4 steps as a person tries the controls")
     percent_scripted: float = arg(0.0, "bulk mode: percent of games played by the scripted ball follower (Breakout)")
     action_noise: float = arg(0.0, "probability of a uniform random action at each step of agent and scripted games")
     max_steps: int = arg(10_000, "cap on agent steps per game (one step = 4 emulator frames)")

@@ -66,6 +66,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate")
         check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history", allow_zero=True)
+        if len(set(self.pairs_path)) < len(self.pairs_path):
+            raise ValueError(f"--pairs_path lists a file more than once: {self.pairs_path}")
         if not 0 < self.labelled_fraction <= 1:
             raise ValueError(f"--labelled_fraction must lie in (0, 1], got {self.labelled_fraction}")
         if not 0 < self.val_fraction < 1:

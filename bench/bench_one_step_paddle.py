@@ -15,6 +15,7 @@ import torch
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.cli import UserError, run_main
+from models.debug_tools import decode_step
 from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, load_models, real_start
 from models.players import held_actions
 from models.runtime import pick_device
@@ -22,18 +23,6 @@ from models.world_model_evaluation import start_states
 
 OFF_PX = 1.0          # a decoded paddle further than this from the real one is wrong
 NEAR_RIGHT_WALL_X = 135.0  # paddle centres within one move (~12 px) of the furthest right one (147.5)
-
-
-@torch.inference_mode()
-def decode_both(world, mapper, frames: np.ndarray, real_next: np.ndarray, action: int,
-                history: list[int]) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The frames decoded from the map's code and from the encoder's code, and whether the codes agree."""
-    indices = world.to_indices(torch.from_numpy(frames)[None]).to(torch.uint8)          # (1, C, H, W)
-    target = world.to_indices(torch.from_numpy(real_next)[None]).to(torch.uint8)         # (1, H, W)
-    mapped = mapper.sample_codes(torch.tensor([action]), world.to_rgb(indices), history=torch.tensor([history]))
-    encoded = world.encode_latents(indices, target)
-    decoded = [world.to_rgb(world.predict_next(indices, codes))[0].numpy() for codes in (mapped, encoded)]
-    return decoded[0], decoded[1], bool(torch.equal(mapped.cpu(), encoded.cpu()))
 
 
 def main() -> None:
@@ -57,9 +46,10 @@ def main() -> None:
         history = [NOOP] * ACTION_MEMORY
         for action in held_actions(list(ACTION_NAMES), args.steps, rng):
             real, _, terminated, truncated, _ = emulator.step(int(action))
-            from_map, from_encoder, same = decode_both(world, mapper, np.stack(frames[-c:]), real, int(action), history)
-            x = objects.paddle_x(np.stack([real, from_map, from_encoder]))
-            rows.append((abs(x[1] - x[0]), abs(x[2] - x[0]), same, objects.paddle_x(frames[-1])))
+            step = decode_step(world, mapper, np.stack(frames[-c:]), real, int(action), history)
+            x = objects.paddle_x(np.stack([real, step.from_mapped, step.from_encoder]))
+            rows.append((abs(x[1] - x[0]), abs(x[2] - x[0]), step.differing_positions.size == 0,
+                         objects.paddle_x(frames[-1])))
             frames.append(real)
             history = history[1:] + [int(action)]
             if terminated or truncated:

@@ -159,7 +159,7 @@ def compare_frames(a: np.ndarray, b: np.ndarray) -> FrameComparison:
 
 @dataclass
 class FirstStep:
-    """One action from real start frames: the mapper's latent against the encoder's."""
+    """One action from real frames: the mapper's latent against the encoder's."""
     action: int
     context: np.ndarray        # (C, H, W, 3) uint8, the real start frames (as the model sees them)
     real_next: np.ndarray      # (H, W, 3) uint8, the emulator's frame after the action
@@ -167,7 +167,7 @@ class FirstStep:
     encoder_codes: np.ndarray  # (L,) int64, the encoder's latent from the context and the real next frame
     from_mapped: np.ndarray    # (H, W, 3) uint8, the world model's frame from the mapped latent
     from_encoder: np.ndarray   # (H, W, 3) uint8, from the encoder's latent
-    env_frame: np.ndarray      # (H, W, 3) uint8, what NeuralBreakoutEnv.step gives for the action
+    env_frame: np.ndarray | None = None  # (H, W, 3) uint8, what NeuralBreakoutEnv.step gives (first_step only)
 
     @property
     def differing_positions(self) -> np.ndarray:
@@ -183,23 +183,31 @@ class FirstStep:
 
 
 @torch.inference_mode()
-def first_step(env: NeuralBreakoutEnv, start: np.ndarray, real_next: np.ndarray, action: int) -> FirstStep:
+def decode_step(model: Any, mapper: Any, start: np.ndarray, real_next: np.ndarray, action: int,
+                history: Sequence[int] = ()) -> FirstStep:
     """Decode one step from real ``start`` frames (C, H, W, 3) both ways: with the mapper's latent for
-    ``action`` and with the encoder's latent for ``real_next`` (H, W, 3), the emulator's answer to it.
-
-    The environment's own step is taken too: at temperature 0 it must equal the mapped frame."""
-    model, mapper = env.world_model, env.mapper
+    ``action`` (the actions before it in ``history``, oldest first) and with the encoder's latent for
+    ``real_next`` (H, W, 3), the emulator's answer to it."""
     indices = model.to_indices(torch.from_numpy(start).to(model.device)[None]).to(torch.uint8)    # (1, C, H, W)
     context_rgb = model.to_rgb(indices)                                                           # (1, C, H, W, 3)
     target = model.to_indices(torch.from_numpy(real_next).to(model.device)[None]).to(torch.uint8)  # (1, H, W)
-    mapped = mapper.sample_codes(torch.tensor([action], device=model.device), context_rgb)        # (1, L)
+    mapped = mapper.sample_codes(torch.tensor([action], device=model.device), context_rgb,
+                                 history=torch.tensor([list(history)], dtype=torch.long))        # (1, L)
     encoded = model.encode_latents(indices, target)                                                # (1, L)
     frames = [model.to_rgb(model.predict_next(indices, codes))[0].cpu().numpy() for codes in (mapped, encoded)]
-    env.reset(options={"frames": start})
     return FirstStep(action=action, context=context_rgb[0].cpu().numpy(), real_next=real_next,
                      mapped_codes=mapped[0].cpu().numpy().astype(np.int64),
                      encoder_codes=encoded[0].cpu().numpy().astype(np.int64),
-                     from_mapped=frames[0], from_encoder=frames[1], env_frame=env.step(action)[0])
+                     from_mapped=frames[0], from_encoder=frames[1])
+
+
+def first_step(env: NeuralBreakoutEnv, start: np.ndarray, real_next: np.ndarray, action: int) -> FirstStep:
+    """``decode_step`` from a standing start, plus the environment's own step, which at temperature 0
+    must equal the mapped frame."""
+    step = decode_step(env.world_model, env.mapper, start, real_next, action)
+    env.reset(options={"frames": start})
+    step.env_frame = env.step(action)[0]
+    return step
 
 
 def plot_first_steps(path: str | os.PathLike, steps: Sequence[FirstStep]) -> None:
