@@ -3,6 +3,7 @@
     python train_action_to_latent.py                          # action + state, all pairs
     python train_action_to_latent.py --variant action         # the action alone, as the original's MLP
     python train_action_to_latent.py --max_pairs 1000         # how far do 1,000 labelled steps go?
+                                                              # (the other pairs' codes still teach the state)
     python train_action_to_latent.py --sweep                  # accuracy against 100, 1k, 10k, all pairs
     python train_action_to_latent.py --pairs_path data/actions/action_latent_pairs.json \
         data/actions_hold/action_latent_pairs.json            # pairs of several collections together
@@ -51,10 +52,15 @@ class TrainConfig:
     state_channels: list[int] = arg([16, 32, 64], "action_state: conv widths (each halves the grid)")
     hidden: int = arg(128, "action_state: width of the hidden layer")
     action_history: int = arg(2, "action_state: earlier actions the state net also sees (Breakout's paddle answers late)")
+    unlabelled: bool = arg(True, "action_state: training pairs left out by --max_pairs or --labelled_fraction still "
+                                 "teach the state through their codes, their actions unused")
+    offset_penalty: float = arg(0.1, "with unlabelled pairs: weight of the mean square of the actions' logit offsets "
+                                     "from the state's own code distribution (keeps a few labels from overruling it)")
     temperature: float = arg(0.0, "sampling temperature when scoring (0: most likely code)")
     sweep: bool = arg(False, "also train on 100, 1,000, 10,000 and all pairs and plot accuracy against that")
     sweep_sizes: list[int] = arg([100, 1000, 10000, 0], "labelled pairs of each sweep run (0: all)")
-    sweep_variants: list[str] = arg(["action", "action_state"], "variants the sweep trains")
+    sweep_variants: list[str] = arg(["action", "action_state"], "variants the sweep trains (action_state also "
+                                    "with the unlabelled pairs, unless --no-unlabelled)")
     latent_checkpoint: str = arg("", "world model for the end-to-end check (default: the one the pairs came from; skipped if absent)")
     num_e2e: int = arg(1000, "validation steps of the end-to-end check (0: skip it)")
     game: str = arg("Breakout", "Atari game; pairs collected from another game are refused")
@@ -65,7 +71,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate")
-        check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history", allow_zero=True)
+        check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history",
+                       "offset_penalty", allow_zero=True)
         if len(set(self.pairs_path)) < len(self.pairs_path):
             raise ValueError(f"--pairs_path lists a file more than once: {self.pairs_path}")
         if not 0 < self.labelled_fraction <= 1:
@@ -82,38 +89,59 @@ PRESETS = {"quick": dict(num_steps=400, eval_every=100, num_val=2000, num_e2e=20
 CURVES = ["loss", "train_accuracy", "val_loss", "accuracy", "step_accuracy"]
 
 
-def build_config(cfg: TrainConfig, variant: str, pairs) -> ActionToLatentConfig:
+def build_config(cfg: TrainConfig, variant: str, pairs, marginal: bool = False) -> ActionToLatentConfig:
     return mapper_config(variant, pairs, state_frames=cfg.state_frames, state_pool=cfg.state_pool,
-                         state_channels=cfg.state_channels, hidden=cfg.hidden, action_history=cfg.action_history)
+                         state_channels=cfg.state_channels, hidden=cfg.hidden, action_history=cfg.action_history,
+                         marginal=marginal)
+
+
+def unlabelled_pairs(cfg: TrainConfig, variant: str, train: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """The training pairs whose codes, not actions, the map learns from (none for the action-only map)."""
+    if not cfg.unlabelled or variant != "action_state":
+        return np.zeros(0, np.int64)
+    return np.setdiff1d(train, labelled)
 
 
 def settings_of(cfg: TrainConfig) -> TrainSettings:
     return TrainSettings(num_steps=cfg.num_steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                         eval_every=cfg.eval_every, num_val=cfg.num_val, seed=cfg.seed)
+                         eval_every=cfg.eval_every, num_val=cfg.num_val, offset_penalty=cfg.offset_penalty,
+                         seed=cfg.seed)
 
 
 def train_one(cfg: TrainConfig, mcfg: ActionToLatentConfig, data: PairTensors, train_idx, val_idx, device,
-              desc: str, log: MetricsLog | None = None):
+              desc: str, log: MetricsLog | None = None, unlabelled_idx: np.ndarray | None = None):
     bar = tqdm(total=cfg.num_steps, desc=desc, unit="step", dynamic_ncols=True, leave=False)
     on_eval = None if log is None else (lambda step, metrics: log.log(step, metrics))
-    result = train_mapper(mcfg, data, train_idx, val_idx, settings_of(cfg), device, on_eval=on_eval, progress=bar)
+    result = train_mapper(mcfg, data, train_idx, val_idx, settings_of(cfg), device, on_eval=on_eval, progress=bar,
+                          unlabelled_idx=unlabelled_idx)
     bar.close()
     return result
 
 
 def run_sweep(cfg: TrainConfig, pairs, split, device, prefix: Path) -> None:
+    """Each variant on 100, 1,000, ... labelled pairs; action_state once on those alone and, with
+    --unlabelled, once more with the rest of the training pairs unlabelled."""
     rows = []
     sizes = sorted({min(s or split.train.size, split.train.size) for s in cfg.sweep_sizes})
-    for variant in cfg.sweep_variants:
-        mcfg = build_config(cfg, variant, pairs)
-        data = PairTensors(pairs, mcfg)
+    recipes = [(v, False) for v in cfg.sweep_variants]
+    if cfg.unlabelled and "action_state" in cfg.sweep_variants:
+        recipes.append(("action_state", True))
+    for variant, with_unlabelled in recipes:
+        name = variant + ("+unlabelled" if with_unlabelled else "")
+        data = PairTensors(pairs, build_config(cfg, variant, pairs))
         for size in sizes:
             subset = labelled_subset(split.train, size, cfg.seed)
-            result = train_one(cfg, mcfg, data, subset, split.val, device, f"sweep {variant} {size} pairs")
+            unlabelled = unlabelled_pairs(cfg, variant, split.train, subset) if with_unlabelled else np.zeros(0, np.int64)
+            if with_unlabelled and unlabelled.size == 0:
+                continue                                   # every pair labelled: the plain run already did it
+            mcfg = build_config(cfg, variant, pairs, marginal=unlabelled.size > 0)
+            result = train_one(cfg, mcfg, data, subset, split.val, device, f"sweep {name} {size} pairs",
+                               unlabelled_idx=unlabelled)
             ev = evaluate_mapper(result.mapper, data, split.val, cfg.temperature, cfg.seed)
-            rows.append({"variant": variant, "labelled_pairs": int(subset.size), "accuracy": ev.metrics["accuracy"],
-                         "step_accuracy": ev.metrics["step_accuracy"], "best_step": result.best_step})
-            tqdm.write(f"sweep: {variant:<12} {subset.size:>7} labelled pairs -> validation accuracy "
+            rows.append({"variant": name, "labelled_pairs": int(subset.size), "unlabelled_pairs": int(unlabelled.size),
+                         "accuracy": ev.metrics["accuracy"], "step_accuracy": ev.metrics["step_accuracy"],
+                         "best_step": result.best_step})
+            tqdm.write(f"sweep: {name:<23} {subset.size:>7} labelled pairs -> validation accuracy "
                        f"{ev.metrics['accuracy']:.2%} (whole step {ev.metrics['step_accuracy']:.2%})")
     write_sweep(f"{prefix}_sweep.csv", f"{prefix}_sweep.png", rows)
 
@@ -148,17 +176,20 @@ def main() -> None:
     split = split_pairs(pairs.game_index, cfg.val_fraction, cfg.seed)
     wanted = max(1, round(cfg.labelled_fraction * split.train.size))
     train_idx = labelled_subset(split.train, min(wanted, cfg.max_pairs or wanted), cfg.seed)
-    mcfg = build_config(cfg, cfg.variant, pairs)
+    unlabelled = unlabelled_pairs(cfg, cfg.variant, split.train, train_idx)
+    mcfg = build_config(cfg, cfg.variant, pairs, marginal=unlabelled.size > 0)
     out = Path(cfg.output_path)
     prefix = out.parent / out.stem.removesuffix("_best")
-    print(f"{len(pairs)} pairs: training on {train_idx.size} (of {split.train.size}), validating on "
-          f"{split.val.size}; variant {cfg.variant}")
+    print(f"{len(pairs)} pairs: training on {train_idx.size} labelled (of {split.train.size}"
+          + (f"; the other {unlabelled.size} unlabelled" if unlabelled.size else "")
+          + f"), validating on {split.val.size}; variant {cfg.variant}")
 
     data = PairTensors(pairs, mcfg)
     log = MetricsLog(f"{prefix}_metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg))
-    result = train_one(cfg, mcfg, data, train_idx, split.val, device, f"train {cfg.variant}", log)
+    result = train_one(cfg, mcfg, data, train_idx, split.val, device, f"train {cfg.variant}", log, unlabelled)
     ev = evaluate_mapper(result.mapper, data, split.val, cfg.temperature, cfg.seed)
-    metrics = dict(ev.metrics, labelled_pairs=float(train_idx.size), best_step=float(result.best_step))
+    metrics = dict(ev.metrics, labelled_pairs=float(train_idx.size), unlabelled_pairs=float(unlabelled.size),
+                   best_step=float(result.best_step))
     metrics["action_only_ceiling"] = action_only_ceiling(
         pairs.actions[train_idx], pairs.codes[train_idx], pairs.actions[split.val], pairs.codes[split.val],
         mcfg.num_actions, mcfg.num_codes)

@@ -15,6 +15,12 @@ trained from a pair's action, and optionally the frames before it, to its codes:
   the action before it (RIGHT after RIGHT moves ~22 px, RIGHT after NOOP ~11, NOOP after RIGHT ~10),
   and a paddle leaving the right wall stays put for two LEFT steps before it moves.
 
+Labelled pairs are scarce where unlabelled video is not: the encoder gives a code for every step of
+any recording, actions or not. Most of what decides a code is the state (the action alone tells about
+a quarter of them), so with ``marginal`` the state net has one more output, the code's distribution
+when the action and the actions before it are unknown, trained on unlabelled pairs; every action's
+logits are offsets from it, so a few labelled pairs only have to teach what the action changes.
+
 On disk, pairs are ``action_latent_pairs.json`` as in the original, a list of
 ``{"action": int, "latent_code": [int, ...]}``, one per transition, and beside it
 ``action_latent_pairs_context.npz``: every frame once, as palette indices, and for each pair the
@@ -345,6 +351,7 @@ class ActionToLatentConfig:
     context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
     state_frames: int = 4            # the last context frames the state net looks at (capped at context_frames)
     action_history: int = 2          # earlier actions the state net also sees (see the module doc)
+    marginal: bool = False           # action_state: an extra output for an unknown action, learnt from unlabelled pairs
     height: int = 210
     width: int = 160
     state_pool: list[int] = field(default_factory=lambda: [5, 4])  # rows, columns averaged into one cell
@@ -368,6 +375,8 @@ class ActionToLatentConfig:
             raise ValueError(f"state_pool must be two positive numbers (rows, columns), got {self.state_pool}")
         if not self.state_channels:
             raise ValueError("state_channels needs at least one layer")
+        if self.marginal and self.variant != "action_state":
+            raise ValueError("marginal needs the action_state variant (the action alone has no state to learn)")
 
     @property
     def state_size(self) -> tuple[int, int]:
@@ -388,7 +397,8 @@ def pool_frames(rgb: torch.Tensor, pool: Sequence[int]) -> torch.Tensor:
 
 class StateNet(nn.Module):
     """Pooled frames (B, S, 3, h, w) uint8 and the earlier actions (B, action_history) -> logits for every
-    action (B, A, L, K)."""
+    action (B, A, L, K); with ``marginal``, (B, A + 1, L, K), the last for the unknown action ``A``,
+    which may also stand for any earlier action."""
 
     def __init__(self, cfg: ActionToLatentConfig):
         super().__init__()
@@ -401,20 +411,31 @@ class StateNet(nn.Module):
         h, w = cfg.state_size
         for _ in cfg.state_channels:
             h, w = (h + 1) // 2, (w + 1) // 2
-        inputs = cin * h * w + cfg.action_history * cfg.num_actions
+        self.tokens = cfg.num_actions + int(cfg.marginal)   # the actions, and the unknown one
+        inputs = cin * h * w + cfg.action_history * self.tokens
         self.head = nn.Sequential(nn.Linear(inputs, cfg.hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(cfg.hidden, cfg.num_actions * cfg.num_latents * cfg.num_codes))
+                                  nn.Linear(cfg.hidden, self.tokens * cfg.num_latents * cfg.num_codes))
 
     def forward(self, pooled: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.cfg
         x = pooled.flatten(1, 2).float() / 255.0                     # (B, S*3, h, w)
         features = self.convs(x).flatten(1)                          # (B, F)
-        if cfg.action_history:
-            if history is None or history.shape[1:] != (cfg.action_history,):
-                raise ValueError(f"this map needs the {cfg.action_history} earlier actions, (B, {cfg.action_history})")
-            features = torch.cat([features, F.one_hot(history, cfg.num_actions).flatten(1).float()], dim=1)
-        out = self.head(features)                                    # (B, A*L*K)
-        return out.view(-1, cfg.num_actions, cfg.num_latents, cfg.num_codes)
+        if cfg.action_history and (history is None or history.shape[1:] != (cfg.action_history,)):
+            raise ValueError(f"this map needs the {cfg.action_history} earlier actions, (B, {cfg.action_history})")
+        out = self._head(features, history)
+        if cfg.marginal:
+            # The unknown action's logits are the state's alone (earlier actions unknown too), as the
+            # unlabelled pairs taught them; each action's logits are offsets from them.
+            blind = None if history is None else torch.full_like(history, cfg.num_actions)
+            unknown = self._head(features, blind)[:, cfg.num_actions:]
+            out = torch.cat([out[:, :cfg.num_actions] + unknown, unknown], dim=1)
+        return out
+
+    def _head(self, features: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
+        """(B, F) state features and (B, action_history) earlier actions -> (B, tokens, L, K) logits."""
+        if self.cfg.action_history:
+            features = torch.cat([features, F.one_hot(history, self.tokens).flatten(1).float()], dim=1)
+        return self.head(features).view(-1, self.tokens, self.cfg.num_latents, self.cfg.num_codes)
 
 
 class ActionToLatent(nn.Module):
@@ -438,15 +459,23 @@ class ActionToLatent(nn.Module):
     def forward(self, actions: torch.Tensor, pooled: torch.Tensor | None = None,
                 history: torch.Tensor | None = None) -> torch.Tensor:
         """actions (B,) int64; for action_state, the pooled state (B, S, 3, h, w) uint8 and the earlier
-        actions (B, action_history) int64, oldest first -> logits (B, L, K)."""
+        actions (B, action_history) int64, oldest first -> logits (B, L, K). With ``marginal``, the
+        action ``num_actions`` stands for an unknown one (``unknown_action``)."""
+        return self.logits_and_offsets(actions, pooled, history)[0]
+
+    def logits_and_offsets(self, actions: torch.Tensor, pooled: torch.Tensor | None = None,
+                           history: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logits of ``forward`` and, for a marginal map, how far they lie from the unknown
+        action's (B, L, K); None for any other map."""
         cfg = self.config
         if cfg.variant == "action":
             one_hot = F.one_hot(actions, cfg.num_actions).float()                 # (B, A)
-            return self.table(one_hot).view(-1, cfg.num_latents, cfg.num_codes)
+            return self.table(one_hot).view(-1, cfg.num_latents, cfg.num_codes), None
         if pooled is None:
             raise ValueError("the action_state map needs the context frames")
         every = self.state_net(pooled, history)                                   # (B, A, L, K)
-        return every[torch.arange(actions.shape[0], device=every.device), actions]  # (B, L, K)
+        logits = every[torch.arange(actions.shape[0], device=every.device), actions]  # (B, L, K)
+        return logits, (logits - every[:, cfg.num_actions] if cfg.marginal else None)
 
     def state_from_context(self, context: torch.Tensor) -> torch.Tensor:
         """RGB context uint8 (B, C, H, W, 3) -> pooled state of its last frames (B, S, 3, h, w)."""
@@ -456,6 +485,13 @@ class ActionToLatent(nn.Module):
             raise ValueError(f"context must be uint8 RGB (B, >= {cfg.state_frames}, {cfg.height}, {cfg.width}, 3), "
                              f"got {context.dtype} {tuple(context.shape)}")
         return pool_frames(context[:, -cfg.state_frames:], cfg.state_pool)
+
+    @property
+    def unknown_action(self) -> int:
+        """The token for an unknown action, of a map trained with unlabelled pairs (``marginal``)."""
+        if not (self.config.variant == "action_state" and self.config.marginal):
+            raise ValueError("only an action_state map with marginal=True learns from unlabelled pairs")
+        return self.config.num_actions
 
     @property
     def history_length(self) -> int:
@@ -566,11 +602,15 @@ class PairTensors:
                       for i in range(0, pairs.frames.shape[0], chunk)]
             self.pooled = torch.cat(chunks)                                # (F, 3, h, w) uint8
 
-    def batch(self, idx: torch.Tensor, device: torch.device | str = "cpu") -> tuple[MapperInputs, torch.Tensor]:
-        """The map's inputs for the pairs ``idx`` and their codes (B, L), on ``device``."""
+    def batch(self, idx: torch.Tensor, device: torch.device | str = "cpu",
+              unknown_action: int | None = None) -> tuple[MapperInputs, torch.Tensor]:
+        """The map's inputs for the pairs ``idx`` and their codes (B, L), on ``device``. Given
+        ``unknown_action``, it replaces the pair's action and the ones before: unlabelled pairs."""
         pooled = None if self.pooled is None else self.pooled[self.state_index[idx]].to(device)
-        inputs = MapperInputs(self.actions[idx].to(device), pooled, self.history[idx].to(device))
-        return inputs, self.codes[idx].to(device)
+        actions, history = self.actions[idx], self.history[idx]
+        if unknown_action is not None:
+            actions, history = torch.full_like(actions, unknown_action), torch.full_like(history, unknown_action)
+        return MapperInputs(actions.to(device), pooled, history.to(device)), self.codes[idx].to(device)
 
 
 class MapperInputs(NamedTuple):
@@ -612,10 +652,20 @@ def labelled_subset(train: np.ndarray, max_pairs: int | None, seed: int = 0) -> 
 # ============================================================================ training and evaluation
 
 def train_step(mapper: ActionToLatent, optimizer: torch.optim.Optimizer, inputs: MapperInputs,
-               codes: torch.Tensor) -> tuple[float, dict[str, float]]:
-    """One Adam step of cross-entropy over every latent position."""
-    logits = mapper(*inputs)                                                 # (B, L, K)
+               codes: torch.Tensor, unlabelled: tuple[MapperInputs, torch.Tensor] | None = None,
+               offset_penalty: float = 0.0) -> tuple[float, dict[str, float]]:
+    """One Adam step of cross-entropy over every latent position, plus that of the ``unlabelled``
+    batch (inputs with the unknown action, and codes) when given.
+
+    A marginal map's action offsets also pay ``offset_penalty`` times their mean square: of the ways
+    to explain a few labelled pairs, the one where the action changes least what the state predicts
+    (a handful of NOOPs that all met one code must not make that code NOOP's everywhere)."""
+    logits, offsets = mapper.logits_and_offsets(*inputs)                     # (B, L, K)
     loss = F.cross_entropy(logits.flatten(0, 1), codes.flatten())
+    if offsets is not None and offset_penalty > 0:
+        loss = loss + offset_penalty * offsets.pow(2).mean()
+    if unlabelled is not None:
+        loss = loss + F.cross_entropy(mapper(*unlabelled[0]).flatten(0, 1), unlabelled[1].flatten())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -686,6 +736,7 @@ class TrainSettings:
     learning_rate: float = 1e-3
     eval_every: int = 250
     num_val: int = 5000       # validation pairs scored during training (all of them at the end)
+    offset_penalty: float = 0.0   # a marginal map's action offsets pay this times their mean square
     seed: int = 0
 
 
@@ -699,14 +750,18 @@ class TrainResult:
 
 def train_mapper(cfg: ActionToLatentConfig, data: PairTensors, train_idx: np.ndarray, val_idx: np.ndarray,
                  settings: TrainSettings, device: torch.device | str = "cpu",
-                 on_eval: Any = None, progress: Any = None) -> TrainResult:
+                 on_eval: Any = None, progress: Any = None, unlabelled_idx: np.ndarray | None = None) -> TrainResult:
     """Adam on random batches of ``train_idx`` for ``settings.num_steps`` steps; every ``eval_every`` steps
-    the map is scored on (up to ``num_val`` of) ``val_idx`` and the best weights are kept.
+    the map is scored on (up to ``num_val`` of) ``val_idx`` and the best weights are kept. A marginal
+    map also learns each step from as many of ``unlabelled_idx``, their actions unused.
 
     ``on_eval(step, metrics)`` is called with each evaluation; ``progress`` is a tqdm-like bar."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     mapper = ActionToLatent(cfg).to(device).train()
+    unknown = mapper.unknown_action if cfg.marginal else None
+    if cfg.marginal and (unlabelled_idx is None or unlabelled_idx.size == 0):
+        raise ValueError("a marginal map needs unlabelled pairs")
     optimizer = torch.optim.Adam(mapper.parameters(), lr=settings.learning_rate)
     val_probe = val_idx if val_idx.shape[0] <= settings.num_val else \
         np.sort(rng.choice(val_idx, settings.num_val, replace=False))
@@ -714,7 +769,12 @@ def train_mapper(cfg: ActionToLatentConfig, data: PairTensors, train_idx: np.nda
     history = []
     for step in range(1, settings.num_steps + 1):
         idx = torch.from_numpy(train_idx[rng.integers(train_idx.shape[0], size=settings.batch_size)])
-        _, metrics = train_step(mapper, optimizer, *data.batch(idx, device))
+        unlabelled = None
+        if unknown is not None:
+            u = torch.from_numpy(unlabelled_idx[rng.integers(unlabelled_idx.shape[0], size=settings.batch_size)])
+            unlabelled = data.batch(u, device, unknown_action=unknown)
+        _, metrics = train_step(mapper, optimizer, *data.batch(idx, device), unlabelled=unlabelled,
+                                offset_penalty=settings.offset_penalty)
         if step % settings.eval_every == 0 or step == settings.num_steps:
             metrics.update(evaluate_mapper(mapper, data, val_probe).metrics)
             history.append({"step": float(step), **metrics})

@@ -54,13 +54,17 @@ def synthetic_pairs(num_games: int = 6, steps: int = 120, seed: int = 0) -> Pair
                    game_index=np.concatenate(games), metadata=meta)
 
 
-def train_on(pairs: PairSet, variant: str, steps: int = 300, action_history: int = 2):
+def train_on(pairs: PairSet, variant: str, steps: int = 300, action_history: int = 2,
+             labelled: np.ndarray | None = None, unlabelled: np.ndarray | None = None, offset_penalty: float = 0.0):
+    """Train on the training games' pairs (or just ``labelled``, and ``unlabelled`` for a marginal map)."""
     cfg = mapper_config(variant, pairs, state_pool=[2, 2], state_channels=[8, 16], hidden=32,
-                        action_history=action_history)
+                        action_history=action_history, marginal=unlabelled is not None)
     data = PairTensors(pairs, cfg)
     split = split_pairs(pairs.game_index, 0.2, seed=0)
-    result = train_mapper(cfg, data, split.train, split.val, TrainSettings(num_steps=steps, batch_size=64,
-                                                                           learning_rate=3e-3, eval_every=50))
+    result = train_mapper(cfg, data, split.train if labelled is None else labelled, split.val,
+                          TrainSettings(num_steps=steps, batch_size=64, learning_rate=3e-3, eval_every=50,
+                                        offset_penalty=offset_penalty),
+                          unlabelled_idx=unlabelled)
     return result, evaluate_mapper(result.mapper, data, split.val)
 
 
@@ -161,6 +165,69 @@ def test_a_late_control_is_learned_only_with_the_previous_action() -> None:
     assert ev.metrics["accuracy"] == 1.0
     _, ev_blind = train_on(pairs, "action_state", steps=400, action_history=0)
     assert ev_blind.metrics["accuracy"] < 0.4
+
+
+def state_coded_pairs() -> PairSet:
+    """Codes the state decides, as most of Breakout's are: the paddle's column (0-3), except that a
+    RIGHT always gets code 4."""
+    pairs = synthetic_pairs()
+    column = pairs.frames[pairs.context_index[:, -1], H - 2].argmax(1) // 4
+    pairs.codes = np.where(pairs.actions == 2, 4, column)[:, None]
+    return pairs
+
+
+def test_unlabelled_pairs_teach_the_state_that_few_labels_do_not_show() -> None:
+    """16 labelled pairs cannot show every action at every paddle column; the training games' other
+    pairs, their actions unused, teach the state, and with the offset penalty the map is exact. Without
+    the penalty, a code met by the few NOOPs can become NOOP's everywhere."""
+    pairs = state_coded_pairs()
+    train = split_pairs(pairs.game_index, 0.2, seed=0).train
+    labelled = np.sort(np.random.default_rng(0).choice(train, 16, replace=False))
+    unlabelled = np.setdiff1d(train, labelled)
+    _, ev_few = train_on(pairs, "action_state", labelled=labelled)
+    assert ev_few.metrics["accuracy"] < 0.8
+    result, ev = train_on(pairs, "action_state", labelled=labelled, unlabelled=unlabelled, offset_penalty=0.1)
+    assert ev.metrics["accuracy"] >= 0.95
+    assert result.mapper.unknown_action == 4
+
+
+def test_training_never_reads_the_actions_of_unlabelled_pairs() -> None:
+    pairs = state_coded_pairs()
+    cfg = mapper_config("action_state", pairs, state_pool=[2, 2], state_channels=[4], hidden=8, marginal=True)
+    split = split_pairs(pairs.game_index, 0.2, seed=0)
+    labelled, unlabelled = split.train[:30], split.train[30:]
+    weights = []
+    for scramble in (False, True):
+        data = PairTensors(pairs, cfg)
+        if scramble:
+            data.actions[unlabelled] = (data.actions[unlabelled] + 1) % 4
+            data.history[unlabelled] = (data.history[unlabelled] + 2) % 4
+        result = train_mapper(cfg, data, labelled, split.val, TrainSettings(num_steps=20, batch_size=16, eval_every=10),
+                              unlabelled_idx=unlabelled)
+        weights.append(result.mapper.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    with pytest.raises(ValueError, match="needs unlabelled pairs"):
+        train_mapper(cfg, PairTensors(pairs, cfg), labelled, split.val, TrainSettings(num_steps=1))
+
+
+def test_a_marginal_map_offsets_every_action_from_the_unknown_one() -> None:
+    cfg = ActionToLatentConfig(context_frames=2, state_frames=2, state_channels=[4], hidden=8, num_codes=5,
+                               marginal=True)
+    mapper = ActionToLatent(cfg).eval()
+    pooled = mapper.state_from_context(torch.randint(0, 256, (3, 2, 210, 160, 3), dtype=torch.uint8))
+    unknown = torch.full((3,), mapper.unknown_action)
+    history = torch.full((3, 2), mapper.unknown_action)
+    last = mapper.state_net.head[-1]
+    with torch.no_grad():   # zero offsets: every action is the unknown one
+        last.weight.view(5, 1, 5, -1)[:4] = 0
+        last.bias.view(5, 1, 5)[:4] = 0
+    for action in range(4):
+        assert torch.equal(mapper(torch.full((3,), action), pooled, history), mapper(unknown, pooled, history))
+    assert mapper(unknown, pooled, history).shape == (3, 1, 5)
+    with pytest.raises(ValueError, match="marginal"):
+        ActionToLatent(ActionToLatentConfig(context_frames=2, state_frames=2)).unknown_action
+    with pytest.raises(ValueError, match="needs the action_state variant"):
+        ActionToLatentConfig(variant="action", marginal=True)
 
 
 def test_collections_of_pairs_join_with_their_games_kept_apart() -> None:
@@ -299,16 +366,20 @@ def test_train_script_end_to_end(tmp_path: Path, script) -> None:
     out = tmp_path / "ckpt" / "action_to_latent_best.pt"
     proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--output_path", str(out),
                   "--num_steps", "60", "--eval_every", "30", "--state_pool", "2", "2", "--state_channels", "8", "16",
-                  "--hidden", "32", "--learning_rate", "0.003", "--sweep", "--sweep_sizes", "50", "0",
-                  "--sweep_variants", "action", "--num_e2e", "20", "--threads", "1")
+                  "--hidden", "32", "--learning_rate", "0.003", "--max_pairs", "100", "--sweep", "--sweep_sizes",
+                  "50", "0", "--num_e2e", "20", "--threads", "1")
     mapper = load_action_mapper(out, latent_config=world.config)
-    assert mapper.config.variant == "action_state" and mapper.config.state_pool == [2, 2]
+    assert mapper.config.variant == "action_state" and mapper.config.state_pool == [2, 2] and mapper.config.marginal
     payload = torch.load(out, weights_only=True)
     assert payload["metrics"]["e2e_steps"] == 20 and 0 <= payload["metrics"]["accuracy"] <= 1
+    assert payload["metrics"]["labelled_pairs"] == 100 and payload["metrics"]["unlabelled_pairs"] == 240 - 100
     for name in ("metrics.csv", "curves.png", "confusion.png", "sweep.csv", "sweep.png"):
         assert (out.parent / f"action_to_latent_{name}").is_file(), name
     sweep = (out.parent / "action_to_latent_sweep.csv").read_text().splitlines()
-    assert sweep[0].startswith("variant,labelled_pairs,accuracy") and len(sweep) == 3
+    assert sweep[0].startswith("variant,labelled_pairs,unlabelled_pairs,accuracy")
+    assert [row.split(",")[:3] for row in sweep[1:]] == [["action", "50", "0"], ["action", "240", "0"],
+                                                          ["action_state", "50", "0"], ["action_state", "240", "0"],
+                                                          ["action_state+unlabelled", "50", "190"]]
     assert "accuracy=" in proc.stdout
 
 
