@@ -7,14 +7,13 @@ next frame, and each decoded paddle is compared with the real one.
     python -m bench.bench_one_step_paddle [--checkpoint_dir checkpoints/pretrained] [--starts 16] [--steps 60]"""
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
-import torch
 
+from bench.start_args import parse_start_args
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
-from models.cli import UserError, run_main
+from models.cli import run_main
 from models.debug_tools import decode_step
 from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, load_models, real_start
 from models.players import held_actions
@@ -26,16 +25,7 @@ NEAR_RIGHT_WALL_X = 135.0  # paddle centres within one move (~12 px) of the furt
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint_dir", default="checkpoints/pretrained")
-    parser.add_argument("--starts", type=int, default=16, help="fresh emulator games (seeds 0, 1, ...)")
-    parser.add_argument("--steps", type=int, default=60, help="steps played from each start")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    for name in ("starts", "steps", "threads"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
-    torch.set_num_threads(args.threads)
+    args = parse_start_args(__doc__, starts=16, steps=60)
     world, mapper = load_models(args.checkpoint_dir, pick_device("cpu"))
     c = world.config.context_frames
     emulator = make_rgb_env()
