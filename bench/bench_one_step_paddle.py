@@ -7,7 +7,6 @@ next frame, and each decoded paddle is compared with the real one.
     python -m bench.bench_one_step_paddle [--checkpoint_dir checkpoints/pretrained] [--starts 16] [--steps 60]"""
 from __future__ import annotations
 
-
 import numpy as np
 
 from bench.start_args import parse_start_args

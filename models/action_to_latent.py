@@ -489,8 +489,8 @@ class ActionToLatent(nn.Module):
     @property
     def unknown_action(self) -> int:
         """The token for an unknown action, of a map trained with unlabelled pairs (``marginal``)."""
-        if not (self.config.variant == "action_state" and self.config.marginal):
-            raise ValueError("only an action_state map with marginal=True learns from unlabelled pairs")
+        if not self.config.marginal:
+            raise ValueError("only a map with marginal=True learns from unlabelled pairs")
         return self.config.num_actions
 
     @property
