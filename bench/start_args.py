@@ -1,4 +1,4 @@
-"""Command line shared by the benchmarks that play from fresh emulator starts."""
+"""Command line shared by the benchmarks: the description --help shows, and the flags of those that play from fresh emulator starts."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,14 @@ import torch
 from models.cli import UserError
 
 
+def first_paragraph(doc: str) -> str:
+    """A module docstring's first paragraph on one line: the description --help shows."""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def parse_start_args(doc: str, starts: int, steps: int) -> argparse.Namespace:
     """--checkpoint_dir, --starts, --steps and --threads (applied to torch), each count checked."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(doc))
     parser.add_argument("--checkpoint_dir", default="checkpoints/pretrained")
     parser.add_argument("--starts", type=int, default=starts, help="fresh emulator games (seeds 0, 1, ...)")
     parser.add_argument("--steps", type=int, default=steps, help="steps played from each start")
