@@ -1,4 +1,5 @@
-"""Command line shared by the benchmarks: the description --help shows, and the flags of those that play from fresh emulator starts."""
+"""Command line shared by the benchmarks: the description --help shows, and the flags of those that
+play from fresh emulator starts."""
 from __future__ import annotations
 
 import argparse
