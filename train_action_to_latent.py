@@ -131,7 +131,8 @@ def run_sweep(cfg: TrainConfig, pairs, split, device, prefix: Path) -> None:
         data = PairTensors(pairs, build_config(cfg, variant, pairs))
         for size in sizes:
             subset = labelled_subset(split.train, size, cfg.seed)
-            unlabelled = np.setdiff1d(split.train, subset) if with_unlabelled else np.zeros(0, np.int64)
+            unlabelled = unlabelled_pairs(cfg, variant, split.train, subset) if with_unlabelled \
+                else np.zeros(0, np.int64)
             if with_unlabelled and unlabelled.size == 0:
                 continue                                   # every pair labelled: the plain run already did it
             mcfg = build_config(cfg, variant, pairs, marginal=unlabelled.size > 0)

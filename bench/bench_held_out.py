@@ -11,10 +11,8 @@ import argparse
 import os
 import time
 
-import torch
-
-from bench.start_args import first_paragraph
-from models.cli import UserError, run_main
+from bench.start_args import first_paragraph, parse_checked
+from models.cli import run_main
 from models.episodes import list_episode_files
 from models.frame_dataset import PaletteIndexer, fixed_windows, split_games
 from models.latent_action import ROLLOUT_STEPS, evaluate, load_latent_action_model
@@ -37,10 +35,7 @@ def main() -> None:
     parser.add_argument("--split_seed", type=int, default=0, help="the training's --split_seed")
     parser.add_argument("--windows", type=int, default=1536)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    if args.windows < 1 or args.threads < 1:
-        raise UserError(f"--windows and --threads must be positive, got {args.windows} and {args.threads}")
-    torch.set_num_threads(args.threads)
+    args = parse_checked(parser, ("windows", "threads"), non_negative=("split_seed",))
     games = getattr(split_games(list_episode_files(args.episodes_dir), seed=args.split_seed), args.split)
     print(f"{args.windows} windows from the {len(games)} {args.split} games of {args.episodes_dir}; "
           "model / copy last frame")

@@ -6,12 +6,25 @@ import argparse
 
 import torch
 
-from models.cli import UserError
+from models.cli import UserError, check_positive
 
 
 def first_paragraph(doc: str) -> str:
     """A module docstring's first paragraph on one line: the description --help shows."""
     return " ".join(doc.split("\n\n")[0].split())
+
+
+def parse_checked(parser: argparse.ArgumentParser, positive: tuple[str, ...],
+                  non_negative: tuple[str, ...] = ()) -> argparse.Namespace:
+    """Parse the command line, refuse bad counts in one sentence, and give torch ``--threads``."""
+    args = parser.parse_args()
+    try:
+        check_positive(args, *positive)
+        check_positive(args, *non_negative, allow_zero=True)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def parse_start_args(doc: str, starts: int, steps: int) -> argparse.Namespace:
@@ -21,9 +34,4 @@ def parse_start_args(doc: str, starts: int, steps: int) -> argparse.Namespace:
     parser.add_argument("--starts", type=int, default=starts, help="fresh emulator games (seeds 0, 1, ...)")
     parser.add_argument("--steps", type=int, default=steps, help="steps played from each start")
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    for name in ("starts", "steps", "threads"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
-    torch.set_num_threads(args.threads)
-    return args
+    return parse_checked(parser, ("starts", "steps", "threads"))

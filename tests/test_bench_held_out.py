@@ -52,3 +52,6 @@ def test_the_script_prints_a_line_per_checkpoint_and_one_line_errors(episodes, t
     assert f"{checkpoint}: PSNR" in ok.stdout and "pixel-exact" in ok.stdout
     missing = run(str(tmp_path / "none.pt"), "--episodes_dir", str(episodes), "--windows", "4")
     assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    no_windows = run(str(checkpoint), "--episodes_dir", str(episodes), "--windows", "0")
+    assert no_windows.returncode == 1 and "--windows must be positive" in no_windows.stderr
+    assert "Traceback" not in no_windows.stderr
