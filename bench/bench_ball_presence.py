@@ -2,7 +2,7 @@
 evaluation's random player (keys held 1-4 steps), as ``evaluate_world_model.py`` plays it; every step
 where one game shows a ball and the other does not is put down to what happened last to the ball of
 the game that lacks it: it fell past the paddle (a life lost), it vanished in mid-field, or it was
-never served.
+never served. It also counts the serves of each game (a ball where the step before had none).
 
     python -m bench.bench_ball_presence [--checkpoint_dir checkpoints/pretrained] [--starts 64] [--steps 40]"""
 from __future__ import annotations
@@ -47,6 +47,11 @@ def missing_causes(real: np.ndarray, neural: np.ndarray) -> tuple[Counter, Count
     return model_missing, real_missing, real_on, model_on
 
 
+def serves(present: np.ndarray) -> int:
+    """Balls that appear where the step before showed none, over (N, S) presence masks."""
+    return int((present[:, 1:] & ~present[:, :-1]).sum())
+
+
 def main() -> None:
     args = parse_start_args(__doc__, starts=64, steps=40)
     env = NeuralBreakoutEnv(checkpoint_dir=args.checkpoint_dir, device="cpu")
@@ -64,6 +69,7 @@ def main() -> None:
         total = sum(causes.values())
         parts = ", ".join(f"{why} {k} ({k / max(total, 1):.0%})" for why, k in causes.most_common())
         print(f"{who}: {total} steps; the lacking game's ball last: {parts or 'none'}")
+    print(f"serves: model {serves(model_on)}, real game {serves(real_on)}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.bench_ball_presence import missing_causes
+from bench.bench_ball_presence import missing_causes, serves
 from models.breakout_objects import BALL_PADDLE_RGB
 
 
@@ -24,6 +24,7 @@ def test_missing_balls_are_put_down_to_where_they_were_last_seen() -> None:
     assert sum(real_missing.values()) == 0
     swapped_model_missing, swapped_real_missing, _, _ = missing_causes(neural, real)
     assert swapped_real_missing == model_missing and sum(swapped_model_missing.values()) == 0
+    assert serves(model_on) == 1 and serves(real_on) == 0   # the model's second ball; a ball from the start is no serve
 
 
 def test_a_ball_shown_before_any_serve_counts_as_never_served() -> None:
