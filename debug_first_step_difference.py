@@ -17,7 +17,7 @@ import numpy as np
 from models import debug_tools as dbg
 from models.atari import make_rgb_env
 from models.cli import arg, check_positive, parse_config, run_main
-from models.neural_env import ACTION_NAMES, CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv, real_start
+from models.neural_env import ACTION_NAMES, CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv, real_opening
 from models.runtime import pick_device
 
 
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     steps = []
     try:
         for action in config.actions:
-            start = real_start(emulator, env.context_length, config.seed, config.moves_after_fire)
-            steps.append(dbg.first_step(env, start, emulator.step(action)[0], action))
+            start, before = real_opening(emulator, env.context_length, config.seed, config.moves_after_fire)
+            steps.append(dbg.first_step(env, start, emulator.step(action)[0], action, before))
     finally:
         emulator.close()
         env.close()

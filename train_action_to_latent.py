@@ -29,6 +29,7 @@ from models.action_to_latent import (STAGE, ActionToLatentConfig, PairTensors, T
 from models.checkpoint import save_checkpoint
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.latent_action import load_latent_action_model
+from models.neural_env import ACTION_MEMORY
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything
 
@@ -73,6 +74,9 @@ class TrainConfig:
         check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate")
         check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history",
                        "offset_penalty", allow_zero=True)
+        if self.action_history > ACTION_MEMORY:
+            raise ValueError(f"--action_history must be at most {ACTION_MEMORY}, the earlier actions the game keeps, "
+                             f"got {self.action_history}")
         if len(set(self.pairs_path)) < len(self.pairs_path):
             raise ValueError(f"--pairs_path lists a file more than once: {self.pairs_path}")
         if not 0 < self.labelled_fraction <= 1:

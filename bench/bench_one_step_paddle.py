@@ -14,7 +14,7 @@ from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.cli import run_main
 from models.debug_tools import decode_step
-from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, load_models, real_start
+from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, load_models, real_opening
 from models.players import held_actions
 from models.runtime import pick_device
 from models.world_model_evaluation import start_states
@@ -31,8 +31,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []   # (map error px, encoder error px, same code, real paddle x before)
     for start in start_states(0, args.starts, rng):
-        frames = list(real_start(emulator, c, start.seed, start.moves_after_fire))
-        history = [NOOP] * ACTION_MEMORY
+        opening, before = real_opening(emulator, c, start.seed, start.moves_after_fire)
+        frames, history = list(opening), ([NOOP] * ACTION_MEMORY + before)[-ACTION_MEMORY:]
         for action in held_actions(list(ACTION_NAMES), args.steps, rng):
             real, _, terminated, truncated, _ = emulator.step(int(action))
             step = decode_step(world, mapper, np.stack(frames[-c:]), real, int(action), history)

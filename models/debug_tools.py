@@ -201,11 +201,12 @@ def decode_step(model: Any, mapper: Any, start: np.ndarray, real_next: np.ndarra
                      from_mapped=frames[0], from_encoder=frames[1])
 
 
-def first_step(env: NeuralBreakoutEnv, start: np.ndarray, real_next: np.ndarray, action: int) -> FirstStep:
-    """``decode_step`` from a standing start, plus the environment's own step, which at temperature 0
-    must equal the mapped frame."""
-    step = decode_step(env.world_model, env.mapper, start, real_next, action)
-    env.reset(options={"frames": start})
+def first_step(env: NeuralBreakoutEnv, start: np.ndarray, real_next: np.ndarray, action: int,
+               history: Sequence[int] = ()) -> FirstStep:
+    """``decode_step`` after the actions in ``history`` (oldest first), plus the environment's own
+    step, which at temperature 0 must equal the mapped frame."""
+    step = decode_step(env.world_model, env.mapper, start, real_next, action, history)
+    env.reset(options={"frames": start, "previous_actions": list(history)})
     step.env_frame = env.step(action)[0]
     return step
 

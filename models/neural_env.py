@@ -45,7 +45,7 @@ NOOP, FIRE, RIGHT, LEFT = range(4)
 DEFAULT_MAX_EPISODE_STEPS = 10_000
 MAX_START_TAPS = 6     # a real start taps random moves up to this many times before FIRE (one tap: ~22 px)
 RENDER_FPS = 15        # the original game's pace: 60 Hz with frame skip 4
-ACTION_MEMORY = 8      # earlier actions kept and offered to the mapper (it reads the last few it was trained on)
+ACTION_MEMORY = 16     # earlier actions kept and offered to the mapper (it reads the last few it was trained on)
 
 
 class NeuralEnvError(UserError, ValueError):
@@ -98,9 +98,12 @@ def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device) 
 
 # ----------------------------------------------------------------------------- real starts
 
-def real_start(emulator: gym.Env, num_frames: int, seed: int, moves_after_fire: int = 0) -> np.ndarray:
+def real_opening(emulator: gym.Env, num_frames: int, seed: int,
+                 moves_after_fire: int = 0) -> tuple[np.ndarray, list[int]]:
     """Play the opening of a real game and return its last ``num_frames`` frames, uint8 (n, H, W, 3),
-    oldest first; the emulator is left just after the last one, ready for the next action.
+    oldest first, and the last ACTION_MEMORY actions played, oldest first (the paddle is still
+    finishing them, and one pushed into the right wall stays there for a while); the emulator is left
+    just after the last frame, ready for the next action.
 
     The seed picks 0 to MAX_START_TAPS taps of random moves (each followed by a NOOP) before FIRE,
     so the paddle starts in different places; ``moves_after_fire`` random actions (never FIRE)
@@ -122,7 +125,12 @@ def real_start(emulator: gym.Env, num_frames: int, seed: int, moves_after_fire: 
         frames.append(frame)
         if terminated or truncated:
             raise UserError(f"the emulator's game ended during the {len(plan)}-step opening of a real start")
-    return np.stack(frames[-num_frames:])  # (n, H, W, 3)
+    return np.stack(frames[-num_frames:]), plan[-ACTION_MEMORY:]  # (n, H, W, 3), (<= ACTION_MEMORY,)
+
+
+def real_start(emulator: gym.Env, num_frames: int, seed: int, moves_after_fire: int = 0) -> np.ndarray:
+    """The frames of ``real_opening``, uint8 (n, H, W, 3), oldest first."""
+    return real_opening(emulator, num_frames, seed, moves_after_fire)[0]
 
 
 # ----------------------------------------------------------------------------- the environment
@@ -140,9 +148,10 @@ class NeuralBreakoutEnv(gym.Env):
 
     ``reset(seed, options={"frames": frames})`` starts from given real frames, uint8
     (n, 210, 160, 3) with n >= ``context_length``, oldest first (only the last ``context_length``
-    are used). Without frames it starts from a fresh emulator game, chosen by the seed. The option
-    ``previous_actions`` (default: none, a standing start) lists the actions that led to the frames,
-    oldest first: Breakout's paddle is still finishing the last moves, so they shape the first steps.
+    are used). Without frames it starts from a fresh emulator game, chosen by the seed, after the
+    actions of its opening (``real_opening``). The option ``previous_actions`` (default: none, a
+    standing start) lists the actions that led to given frames, oldest first: Breakout's paddle is
+    still finishing the last moves, so they shape the first steps.
 
     ``temperature`` 0 takes the most likely latent and the most likely colour of each pixel; above
     0 both are sampled, from a generator seeded by ``reset``'s seed, so a seed repeats a game."""
@@ -167,6 +176,10 @@ class NeuralBreakoutEnv(gym.Env):
         if mapper_actions != len(ACTION_NAMES):
             raise UserError(f"the action mapper knows {mapper_actions} actions, but this environment plays "
                             f"{len(ACTION_NAMES)} ({', '.join(ACTION_NAMES)})")
+        history_length = getattr(self.mapper, "history_length", 0)
+        if history_length > ACTION_MEMORY:
+            raise UserError(f"the action mapper reads the {history_length} actions before each one, but this "
+                            f"environment keeps {ACTION_MEMORY}; train it with --action_history {ACTION_MEMORY} or fewer")
         self.context_length = cfg.context_frames
         self.frame_shape = (cfg.height, cfg.width, 3)
         self.temperature = float(temperature)
@@ -200,9 +213,9 @@ class NeuralBreakoutEnv(gym.Env):
         if "frames" in options:
             frames, start = self._check_frames(options["frames"]), "frames"
         else:
-            # The same seed as real_start(emulator, n, seed), so a seeded start can be replayed in the emulator.
+            # The same seed as real_opening(emulator, n, seed), so a seeded start can be replayed in the emulator.
             emulator_seed = seed if seed is not None else int(self.np_random.integers(2 ** 31))
-            frames, start = self._emulator_frames(emulator_seed), "emulator"
+            (frames, history), start = self._emulator_opening(emulator_seed), "emulator"
         frames = frames[-self.context_length:]
         with torch.inference_mode():
             rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, C, H, W, 3)
@@ -251,10 +264,10 @@ class NeuralBreakoutEnv(gym.Env):
         """The latest frame, uint8 (H, W, 3) (not a copy)."""
         return self._frame
 
-    def _emulator_frames(self, seed: int) -> np.ndarray:
+    def _emulator_opening(self, seed: int) -> tuple[np.ndarray, list[int]]:
         if self._emulator is None:
             self._emulator = make_rgb_env(self.game)
-        return real_start(self._emulator, self.context_length, seed)
+        return real_opening(self._emulator, self.context_length, seed)
 
     def _check_frames(self, frames: Any) -> np.ndarray:
         if not isinstance(frames, np.ndarray):
@@ -294,8 +307,8 @@ def paired_rollout(env: NeuralBreakoutEnv, emulator: gym.Env, seed: int, actions
                    moves_after_fire: int = 0) -> PairedRollout:
     """Start ``env`` from a real start of ``emulator`` (``real_start`` with ``seed``), then give both
     the same ``actions``; the model runs open loop on its own frames."""
-    start = real_start(emulator, env.context_length, seed, moves_after_fire)
-    env.reset(seed=seed, options={"frames": start})
+    start, before = real_opening(emulator, env.context_length, seed, moves_after_fire)
+    env.reset(seed=seed, options={"frames": start, "previous_actions": before})
     real, neural = [], []
     over = False
     for action in actions:

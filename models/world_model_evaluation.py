@@ -35,7 +35,7 @@ from models.episodes import EpisodeError, load_episode
 from models.files import atomic_write
 from models.latent_action import ROLLOUT_STEPS, inferred_codes, rollout
 from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
-                               checkpoint_folder, paired_rollout, real_start)
+                               checkpoint_folder, paired_rollout, real_opening)
 from models.players import held_actions
 
 REPORT_STEPS = (1, 5, 20, 100)
@@ -93,7 +93,7 @@ class Rollouts:
 
 @dataclass
 class StartState:
-    """A fresh emulator game: ``real_start(emulator, C, seed, moves_after_fire)``."""
+    """A fresh emulator game: ``real_opening(emulator, C, seed, moves_after_fire)``."""
     seed: int
     moves_after_fire: int
 
@@ -201,12 +201,12 @@ def controllability(env: StepClock, emulator: gym.Env, starts: Sequence[StartSta
     ale = emulator.unwrapped.ale
     trials = []
     for s in tqdm(starts, desc="controllability", unit="start"):
-        context = real_start(emulator, env.context_length, s.seed, s.moves_after_fire)
+        context, before = real_opening(emulator, env.context_length, s.seed, s.moves_after_fire)
         state = ale.cloneState()
         x0 = objects.paddle_x(context[-1])
         for action, name in ((LEFT, "LEFT"), (RIGHT, "RIGHT")):
             ale.restoreState(state)
-            env.reset(seed=s.seed, options={"frames": context})
+            env.reset(seed=s.seed, options={"frames": context, "previous_actions": before})
             for _ in range(hold_steps):
                 real = emulator.step(action)[0]
                 neural = env.step(action)[0]

@@ -13,8 +13,8 @@ from models.atari import make_rgb_env
 from models.checkpoint import CheckpointError
 from models.cli import UserError
 from tiny_models import write_tiny_checkpoints
-from models.neural_env import (ENV_ID, NeuralBreakoutEnv, NeuralEnvError, paired_rollout,
-                               real_start)
+from models.neural_env import (ACTION_MEMORY, ENV_ID, NOOP, NeuralBreakoutEnv, NeuralEnvError, paired_rollout,
+                               real_opening, real_start)
 
 H, W = 210, 160
 
@@ -111,14 +111,15 @@ def test_wrong_frames_are_refused(env: NeuralBreakoutEnv, start_frames: np.ndarr
 
 
 class PreviousActionSpy:
-    """Wraps the mapper and records the previous action the environment gives it at each step."""
+    """Wraps the mapper and records the earlier actions the environment gives it at each step."""
 
-    def __init__(self, mapper):
+    def __init__(self, mapper, history_length: int = 0):
         self.mapper, self.seen = mapper, []
         self.config = mapper.config
+        self.history_length = history_length
 
     def sample_codes(self, actions, context, temperature=0.0, generator=None, history=None):
-        self.seen.append(history[0, -2:].tolist())
+        self.seen.append(history[0].tolist())
         return self.mapper.sample_codes(actions, context, temperature, generator, history)
 
 
@@ -130,11 +131,36 @@ def test_the_mapper_is_told_the_actions_before(env: NeuralBreakoutEnv, start_fra
         spied.step(action)
     spied.reset(seed=0, options={"frames": start_frames})   # a standing start: NOOPs before
     spied.step(3)
-    assert spy.seen == [[2, 3], [3, 2], [2, 1], [0, 0]]
+    assert [seen[-2:] for seen in spy.seen] == [[2, 3], [3, 2], [2, 1], [0, 0]]
     with pytest.raises(NeuralEnvError, match=r"each of options\['previous_actions'\] must be an integer 0-3"):
         spied.reset(options={"frames": start_frames, "previous_actions": [1, 9]})
     with pytest.raises(NeuralEnvError, match=r"options\['previous_actions'\] must be a list"):
         spied.reset(options={"frames": start_frames, "previous_actions": 3})
+
+
+def test_an_emulator_start_tells_the_mapper_its_opening(env: NeuralBreakoutEnv) -> None:
+    """Without frames, reset plays a real opening; the moves the paddle is still finishing (and a
+    push into the right wall, which no frame shows) reach the mapper as the actions before."""
+    emulator = make_rgb_env()
+    frames, before = real_opening(emulator, env.context_length, seed=4, moves_after_fire=5)
+    emulator.close()
+    assert 0 < len(before) <= ACTION_MEMORY and before[-(env.context_length - 1):] == [NOOP] * (env.context_length - 1)
+    assert any(a != NOOP for a in before)
+    spy = PreviousActionSpy(env.mapper)
+    spied = NeuralBreakoutEnv(models=(env.world_model, spy))
+    spied.reset(seed=4, options={"frames": frames, "previous_actions": before})
+    spied.step(2)
+    spied.reset(seed=4)
+    spied.step(2)
+    emulator = make_rgb_env()
+    standing = real_opening(emulator, env.context_length, seed=4)[1]
+    emulator.close()
+    assert spy.seen == [[NOOP] * (ACTION_MEMORY - len(b)) + b for b in (before, standing)]
+
+
+def test_a_mapper_reading_more_actions_than_kept_is_refused(env: NeuralBreakoutEnv) -> None:
+    with pytest.raises(UserError, match=f"reads the {ACTION_MEMORY + 1} actions before each one"):
+        NeuralBreakoutEnv(models=(env.world_model, PreviousActionSpy(env.mapper, ACTION_MEMORY + 1)))
 
 
 def test_step_before_reset_is_refused(tiny_dir: Path) -> None:
