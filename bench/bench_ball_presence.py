@@ -2,7 +2,9 @@
 evaluation's random player (keys held 1-4 steps), as ``evaluate_world_model.py`` plays it; every step
 where one game shows a ball and the other does not is put down to what happened last to the ball of
 the game that lacks it: it fell past the paddle (a life lost), it vanished in mid-field, or it was
-never served. It also counts the serves of each game (a ball where the step before had none).
+never served. It also counts the serves of each game (a ball where the step before had none) and
+the steps where its lives digit changes (Breakout takes the life off about 9 steps after the ball was
+last seen, over frames that all look alike).
 
     python -m bench.bench_ball_presence [--checkpoint_dir checkpoints/pretrained] [--starts 64] [--steps 40]"""
 from __future__ import annotations
@@ -52,6 +54,13 @@ def serves(present: np.ndarray) -> int:
     return int((present[:, 1:] & ~present[:, :-1]).sum())
 
 
+def lives_changes(frames: np.ndarray) -> int:
+    """Steps where the lives digit differs from the step before, over frames (N, S, H, W, 3)."""
+    top, bottom, left, right = objects.LIVES_BOX
+    digit = frames[:, :, top:bottom, left:right]
+    return int((digit[:, 1:] != digit[:, :-1]).any(axis=(2, 3, 4)).sum())
+
+
 def main() -> None:
     args = parse_start_args(__doc__, starts=64, steps=40)
     env = NeuralBreakoutEnv(checkpoint_dir=args.checkpoint_dir, device="cpu")
@@ -70,6 +79,7 @@ def main() -> None:
         parts = ", ".join(f"{why} {k} ({k / max(total, 1):.0%})" for why, k in causes.most_common())
         print(f"{who}: {total} steps; the lacking game's ball last: {parts or 'none'}")
     print(f"serves: model {serves(model_on)}, real game {serves(real_on)}")
+    print(f"lives digit changes: model {lives_changes(rollouts.neural)}, real game {lives_changes(rollouts.real)}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def main() -> None:
         frames, history = list(opening), ([NOOP] * ACTION_MEMORY + before)[-ACTION_MEMORY:]
         for action in held_actions(list(ACTION_NAMES), args.steps, rng):
             real, _, terminated, truncated, _ = emulator.step(int(action))
-            step = decode_step(world, mapper, np.stack(frames[-c:]), real, int(action), history)
+            step = decode_step(world, mapper, np.stack(frames[-max(c, mapper.config.state_frames):]), real,
+                               int(action), history)
             x = objects.paddle_x(np.stack([real, step.from_mapped, step.from_encoder]))
             rows.append((abs(x[1] - x[0]), abs(x[2] - x[0]), step.differing_positions.size == 0,
                          objects.paddle_x(frames[-1])))

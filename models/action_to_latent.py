@@ -13,7 +13,12 @@ trained from a pair's action, and optionally the frames before it, to its codes:
   The earlier actions are part of the state because Breakout's paddle answers late, and a frame
   shows where the paddle is, not what it has still to do: about half of a step's move comes from
   the action before it (RIGHT after RIGHT moves ~22 px, RIGHT after NOOP ~11, NOOP after RIGHT ~10),
-  and a paddle leaving the right wall stays put for two LEFT steps before it moves.
+  and a paddle held against the right wall stays put for two LEFT steps before it moves, however many
+  NOOPs came between. The state frames may also reach further back than the world model's context
+  (``state_frames`` > ``context_frames``; the environment keeps them): Breakout takes a life off the
+  display about 9 steps after the ball was last seen, over frames that all look alike, and the world
+  model has one code for that step, whatever the action; only a map that still sees the ball fall
+  can time it.
 
 Labelled pairs are scarce where unlabelled video is not: the encoder gives a code for every step of
 any recording, actions or not. Most of what decides a code is the state (the action alone tells about
@@ -88,6 +93,23 @@ class PairSet:
     def action_history(self, length: int) -> np.ndarray:
         """(N, length) int64: the ``length`` actions before each pair's, oldest first."""
         return action_history(self.actions, self.game_index, length)
+
+    def state_index(self, length: int) -> np.ndarray:
+        """(N, length) int64 frame numbers of the ``length`` frames up to each pair's last context
+        frame, oldest first. Beyond its own context come the oldest context frames of the pairs before
+        it in its game; before a game's first frame, that frame again (a standing start)."""
+        c = self.context_index.shape[1]
+        if length <= c:
+            return self.context_index[:, c - length:]
+        n, extra = len(self), length - c
+        columns = [self.context_index[:, 0]]          # columns[k]: the frame k steps before the context
+        for back in range(1, extra + 1):
+            column = columns[-1].copy()
+            if back < n:
+                same_game = self.game_index[back:] == self.game_index[:-back]
+                column[back:] = np.where(same_game, self.context_index[:-back, 0], column[back:])
+            columns.append(column)
+        return np.concatenate([np.stack(columns[:0:-1], axis=1), self.context_index], axis=1)
 
 
 def action_history(actions: np.ndarray, game_index: np.ndarray, length: int) -> np.ndarray:
@@ -349,7 +371,7 @@ class ActionToLatentConfig:
     num_latents: int = 1             # latent positions per step (the world model's latent grid, flattened)
     num_codes: int = 16              # the world model's codebook size
     context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
-    state_frames: int = 4            # the last context frames the state net looks at (capped at context_frames)
+    state_frames: int = 4            # the last frames the state net looks at (more than context_frames: the env keeps them)
     action_history: int = 2          # earlier actions the state net also sees (see the module doc)
     marginal: bool = False           # action_state: an extra output for an unknown action, learnt from unlabelled pairs
     height: int = 210
@@ -369,8 +391,6 @@ class ActionToLatentConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.action_history < 0:
             raise ValueError(f"action_history must be zero or more, got {self.action_history}")
-        if self.state_frames > self.context_frames:
-            raise ValueError(f"state_frames ({self.state_frames}) cannot exceed context_frames ({self.context_frames})")
         if len(self.state_pool) != 2 or min(self.state_pool) < 1:
             raise ValueError(f"state_pool must be two positive numbers (rows, columns), got {self.state_pool}")
         if not self.state_channels:
@@ -478,13 +498,14 @@ class ActionToLatent(nn.Module):
         return logits, (logits - every[:, cfg.num_actions] if cfg.marginal else None)
 
     def state_from_context(self, context: torch.Tensor) -> torch.Tensor:
-        """RGB context uint8 (B, C, H, W, 3) -> pooled state of its last frames (B, S, 3, h, w)."""
+        """RGB frames uint8 (B, n, H, W, 3), oldest first -> pooled state of the last S (B, S, 3, h, w);
+        with fewer than S frames the oldest stands in for the missing ones (a standing start)."""
         cfg = self.config
-        if context.dtype != torch.uint8 or context.dim() != 5 or context.shape[1] < cfg.state_frames \
+        if context.dtype != torch.uint8 or context.dim() != 5 or context.shape[1] < 1 \
                 or tuple(context.shape[2:]) != (cfg.height, cfg.width, 3):
-            raise ValueError(f"context must be uint8 RGB (B, >= {cfg.state_frames}, {cfg.height}, {cfg.width}, 3), "
+            raise ValueError(f"context must be uint8 RGB (B, n, {cfg.height}, {cfg.width}, 3), "
                              f"got {context.dtype} {tuple(context.shape)}")
-        return pool_frames(context[:, -cfg.state_frames:], cfg.state_pool)
+        return pool_frames(oldest_repeated(context, cfg.state_frames), cfg.state_pool)
 
     @property
     def unknown_action(self) -> int:
@@ -531,6 +552,15 @@ class ActionToLatent(nn.Module):
         return sample_from_logits(logits, temperature, generator)
 
 
+def oldest_repeated(frames: torch.Tensor, length: int) -> torch.Tensor:
+    """The last ``length`` of frames (B, n, ...), oldest first; with n < length the oldest is repeated
+    in front."""
+    missing = length - frames.shape[1]
+    if missing <= 0:
+        return frames[:, frames.shape[1] - length:]
+    return torch.cat([frames[:, :1].expand(-1, missing, *frames.shape[2:]), frames], dim=1)
+
+
 def sample_from_logits(logits: torch.Tensor, temperature: float = 0.0,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, L, K) logits -> (B, L) codes: argmax at temperature 0, else a draw from softmax(logits / T)."""
@@ -551,7 +581,6 @@ def mapper_config(variant: str, pairs: PairSet, **overrides: Any) -> ActionToLat
                   height=int(pairs.frames.shape[1]), width=int(pairs.frames.shape[2]),
                   action_meanings=list(meta["action_meanings"]), game=str(meta.get("game", "")))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    values["state_frames"] = min(values.get("state_frames", ActionToLatentConfig.state_frames), values["context_frames"])
     return ActionToLatentConfig(**values)
 
 
@@ -563,9 +592,6 @@ def check_latent_shape(cfg: ActionToLatentConfig, latent_config: Any, path: str 
         raise CheckpointError(f"action map {path} was trained for {have[0]} latent position(s) with a codebook of "
                               f"{have[1]}, but the world model has {want[0]} with a codebook of {want[1]}; "
                               "collect pairs and train the map for this world model")
-    if cfg.variant == "action_state" and latent_config.context_frames < cfg.state_frames:
-        raise CheckpointError(f"action map {path} looks at {cfg.state_frames} context frames, but the world model "
-                              f"keeps only {latent_config.context_frames}")
 
 
 def load_action_mapper(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -594,7 +620,7 @@ class PairTensors:
         self.actions = torch.from_numpy(pairs.actions)                     # (N,)
         self.history = torch.from_numpy(pairs.action_history(cfg.action_history))  # (N, action_history)
         self.codes = torch.from_numpy(pairs.codes)                         # (N, L)
-        self.state_index = torch.from_numpy(pairs.context_index[:, -cfg.state_frames:])  # (N, S)
+        self.state_index = torch.from_numpy(pairs.state_index(cfg.state_frames))  # (N, S)
         self.pooled = None
         if cfg.variant == "action_state":
             palette = torch.from_numpy(pairs.palette)
@@ -851,6 +877,7 @@ def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np
                         f"takes {world_model.config.context_frames}")
     palette = torch.from_numpy(pairs.palette)
     history = pairs.action_history(mapper.history_length)
+    state = pairs.state_index(max(mapper.config.state_frames, pairs.context_index.shape[1]))   # (N, >= C)
     same_frame = same_code = exact_enc = exact_map = 0
     for start in range(0, idx.shape[0], batch_size):
         b = idx[start:start + batch_size]
@@ -858,7 +885,7 @@ def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np
         truth = torch.from_numpy(pairs.frames[pairs.next_index[b]]).long()                    # (b, H, W)
         actions = torch.from_numpy(pairs.actions[b])
         encoder_codes = torch.from_numpy(pairs.codes[b])                                      # (b, L)
-        mapped = mapper.sample_codes(actions, palette[context.long()],
+        mapped = mapper.sample_codes(actions, palette[torch.from_numpy(pairs.frames[state[b]]).long()],
                                      history=torch.from_numpy(history[b])).cpu()              # (b, L)
         device = world_model.device
         from_encoder = world_model.predict_next(context.to(device), encoder_codes.to(device)).cpu()  # (b, H, W)

@@ -11,6 +11,7 @@ FIELD_X = (8, 152)            # columns inside the side walls
 PADDLE_ROWS = (189, 193)      # the paddle is 4 rows tall
 BALL_ROWS = (32, 189)         # between the score area and the paddle
 BRICK_ROWS = (57, 93)         # six rows of bricks, each 6 pixels tall
+LIVES_BOX = (5, 15, 96, 116)  # rows and columns of the lives digit at the top (score left of it)
 BRICK_PIXELS = 6 * 8
 NUM_BRICKS = 6 * 18
 

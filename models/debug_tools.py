@@ -161,7 +161,7 @@ def compare_frames(a: np.ndarray, b: np.ndarray) -> FrameComparison:
 class FirstStep:
     """One action from real frames: the mapper's latent against the encoder's."""
     action: int
-    context: np.ndarray        # (C, H, W, 3) uint8, the real start frames (as the model sees them)
+    context: np.ndarray        # (n, H, W, 3) uint8, the real start frames (as the model sees them; the last C are its context)
     real_next: np.ndarray      # (H, W, 3) uint8, the emulator's frame after the action
     mapped_codes: np.ndarray   # (L,) int64, the mapper's latent for the action
     encoder_codes: np.ndarray  # (L,) int64, the encoder's latent from the context and the real next frame
@@ -185,11 +185,13 @@ class FirstStep:
 @torch.inference_mode()
 def decode_step(model: Any, mapper: Any, start: np.ndarray, real_next: np.ndarray, action: int,
                 history: Sequence[int] = ()) -> FirstStep:
-    """Decode one step from real ``start`` frames (C, H, W, 3) both ways: with the mapper's latent for
-    ``action`` (the actions before it in ``history``, oldest first) and with the encoder's latent for
-    ``real_next`` (H, W, 3), the emulator's answer to it."""
-    indices = model.to_indices(torch.from_numpy(start).to(model.device)[None]).to(torch.uint8)    # (1, C, H, W)
-    context_rgb = model.to_rgb(indices)                                                           # (1, C, H, W, 3)
+    """Decode one step from real ``start`` frames (n >= C, H, W, 3) both ways: with the mapper's latent
+    for ``action`` (the actions before it in ``history``, oldest first; the map sees all n frames, the
+    world model the last C) and with the encoder's latent for ``real_next`` (H, W, 3), the emulator's
+    answer to it."""
+    frames = model.to_indices(torch.from_numpy(start).to(model.device)[None]).to(torch.uint8)     # (1, n, H, W)
+    indices = frames[:, -model.config.context_frames:]                                            # (1, C, H, W)
+    context_rgb = model.to_rgb(frames)                                                            # (1, n, H, W, 3)
     target = model.to_indices(torch.from_numpy(real_next).to(model.device)[None]).to(torch.uint8)  # (1, H, W)
     mapped = mapper.sample_codes(torch.tensor([action], device=model.device), context_rgb,
                                  history=torch.tensor([list(history)], dtype=torch.long))        # (1, L)

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from models.action_to_latent import load_action_mapper
+from models.action_to_latent import load_action_mapper, oldest_repeated
 from models.atari import make_rgb_env
 from models.checkpoint import PRETRAINED_DIR
 from models.cli import UserError
@@ -100,10 +100,11 @@ def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device) 
 
 def real_opening(emulator: gym.Env, num_frames: int, seed: int,
                  moves_after_fire: int = 0) -> tuple[np.ndarray, list[int]]:
-    """Play the opening of a real game and return its last ``num_frames`` frames, uint8 (n, H, W, 3),
-    oldest first, and the last ACTION_MEMORY actions played, oldest first (the paddle is still
-    finishing them, and one pushed into the right wall stays there for a while); the emulator is left
-    just after the last frame, ready for the next action.
+    """Play the opening of a real game and return all its frames, uint8 (n >= num_frames, H, W, 3),
+    oldest first (a map may look further back than the world model), and the last ACTION_MEMORY
+    actions played, oldest first (the paddle is still finishing them, and one pushed into the right
+    wall stays there for a while); the emulator is left just after the last frame, ready for the next
+    action.
 
     The seed picks 0 to MAX_START_TAPS taps of random moves (each followed by a NOOP) before FIRE,
     so the paddle starts in different places; ``moves_after_fire`` random actions (never FIRE)
@@ -125,12 +126,12 @@ def real_opening(emulator: gym.Env, num_frames: int, seed: int,
         frames.append(frame)
         if terminated or truncated:
             raise UserError(f"the emulator's game ended during the {len(plan)}-step opening of a real start")
-    return np.stack(frames[-num_frames:]), plan[-ACTION_MEMORY:]  # (n, H, W, 3), (<= ACTION_MEMORY,)
+    return np.stack(frames), plan[-ACTION_MEMORY:]  # (n, H, W, 3), (<= ACTION_MEMORY,)
 
 
 def real_start(emulator: gym.Env, num_frames: int, seed: int, moves_after_fire: int = 0) -> np.ndarray:
-    """The frames of ``real_opening``, uint8 (n, H, W, 3), oldest first."""
-    return real_opening(emulator, num_frames, seed, moves_after_fire)[0]
+    """The last ``num_frames`` frames of ``real_opening``, uint8 (num_frames, H, W, 3), oldest first."""
+    return real_opening(emulator, num_frames, seed, moves_after_fire)[0][-num_frames:]
 
 
 # ----------------------------------------------------------------------------- the environment
@@ -181,6 +182,8 @@ class NeuralBreakoutEnv(gym.Env):
             raise UserError(f"the action mapper reads the {history_length} actions before each one, but this "
                             f"environment keeps {ACTION_MEMORY}; train it with --action_history {ACTION_MEMORY} or fewer")
         self.context_length = cfg.context_frames
+        # The map may look further back than the world model: the env keeps that many frames for it.
+        self.state_length = max(self.context_length, getattr(getattr(self.mapper, "config", None), "state_frames", 0))
         self.frame_shape = (cfg.height, cfg.width, 3)
         self.temperature = float(temperature)
         self.max_episode_steps = max_episode_steps
@@ -191,7 +194,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._emulator: gym.Env | None = None
         self._generator = torch.Generator(device=self.device)
         self._indices: torch.Tensor | None = None   # (1, C, H, W) uint8 palette indices, oldest first
-        self._rgb: torch.Tensor | None = None       # (1, C, H, W, 3) uint8, the same frames in RGB
+        self._rgb: torch.Tensor | None = None       # (1, M, H, W, 3) uint8, the last state_length frames in RGB
         self._frame: np.ndarray | None = None       # (H, W, 3) uint8, the latest frame
         self._history = [NOOP] * ACTION_MEMORY      # the actions that led to the latest frame, oldest first
         self._step = 0
@@ -216,12 +219,13 @@ class NeuralBreakoutEnv(gym.Env):
             # The same seed as real_opening(emulator, n, seed), so a seeded start can be replayed in the emulator.
             emulator_seed = seed if seed is not None else int(self.np_random.integers(2 ** 31))
             (frames, history), start = self._emulator_opening(emulator_seed), "emulator"
-        frames = frames[-self.context_length:]
+        frames = frames[-self.state_length:]
         with torch.inference_mode():
-            rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, C, H, W, 3)
-            self._indices = self.world_model.to_indices(rgb).to(torch.uint8)           # (1, C, H, W)
-            # The context as the model sees it: colours off the palette snapped to the nearest one.
-            self._rgb = self.world_model.to_rgb(self._indices)
+            rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, n, H, W, 3)
+            indices = self.world_model.to_indices(rgb).to(torch.uint8)                 # (1, n, H, W)
+            self._indices = indices[:, -self.context_length:]                           # (1, C, H, W)
+            # The frames as the model sees them: colours off the palette snapped to the nearest one.
+            self._rgb = oldest_repeated(self.world_model.to_rgb(indices), self.state_length)
         self._frame = self._rgb[0, -1].cpu().numpy()
         self._history = ([NOOP] * ACTION_MEMORY + history)[-ACTION_MEMORY:]
         self._step = 0
@@ -307,8 +311,9 @@ def paired_rollout(env: NeuralBreakoutEnv, emulator: gym.Env, seed: int, actions
                    moves_after_fire: int = 0) -> PairedRollout:
     """Start ``env`` from a real start of ``emulator`` (``real_start`` with ``seed``), then give both
     the same ``actions``; the model runs open loop on its own frames."""
-    start, before = real_opening(emulator, env.context_length, seed, moves_after_fire)
-    env.reset(seed=seed, options={"frames": start, "previous_actions": before})
+    opening, before = real_opening(emulator, env.context_length, seed, moves_after_fire)
+    env.reset(seed=seed, options={"frames": opening, "previous_actions": before})
+    start = opening[-env.context_length:]
     real, neural = [], []
     over = False
     for action in actions:

@@ -138,12 +138,12 @@ def episode_rollouts(env: StepClock, files: Sequence[Path], num_starts: int, ste
             ep = load_episode(path)
             for _ in range(plan.count(path)):
                 t = int(rng.integers(c - 1, ep.num_steps - steps + 1))   # the last context frame
-                start = ep.frames[t - c + 1:t + 1]
+                start = ep.frames[max(0, t - env.state_length + 1):t + 1]   # the map may look further back
                 before = [int(a) for a in ep.actions[max(0, t - ACTION_MEMORY):t]]   # the moves the paddle is finishing
                 env.reset(seed=int(rng.integers(2 ** 31)), options={"frames": start, "previous_actions": before})
                 neural.append(np.stack([env.step(int(a))[0] for a in ep.actions[t:t + steps]]))
                 names.append(f"{path.name} step {t}")
-                context.append(start)
+                context.append(start[-c:])
                 actions.append(ep.actions[t:t + steps].astype(np.int64))
                 real.append(ep.frames[t + 1:t + steps + 1])
                 bar.update()
@@ -201,12 +201,12 @@ def controllability(env: StepClock, emulator: gym.Env, starts: Sequence[StartSta
     ale = emulator.unwrapped.ale
     trials = []
     for s in tqdm(starts, desc="controllability", unit="start"):
-        context, before = real_opening(emulator, env.context_length, s.seed, s.moves_after_fire)
+        opening, before = real_opening(emulator, env.context_length, s.seed, s.moves_after_fire)
         state = ale.cloneState()
-        x0 = objects.paddle_x(context[-1])
+        x0 = objects.paddle_x(opening[-1])
         for action, name in ((LEFT, "LEFT"), (RIGHT, "RIGHT")):
             ale.restoreState(state)
-            env.reset(seed=s.seed, options={"frames": context, "previous_actions": before})
+            env.reset(seed=s.seed, options={"frames": opening, "previous_actions": before})
             for _ in range(hold_steps):
                 real = emulator.step(action)[0]
                 neural = env.step(action)[0]

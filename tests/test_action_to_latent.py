@@ -102,7 +102,9 @@ def test_bad_inputs_to_the_map_are_refused() -> None:
     with pytest.raises(ValueError, match="needs the context frames"):
         mapper.sample_codes(torch.tensor([0]))
     with pytest.raises(ValueError, match="context must be uint8 RGB"):
-        mapper.sample_codes(torch.tensor([0]), torch.zeros(1, 1, 210, 160, 3, dtype=torch.uint8))
+        mapper.sample_codes(torch.tensor([0]), torch.zeros(1, 2, 200, 160, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="context must be uint8 RGB"):
+        mapper.sample_codes(torch.tensor([0]), torch.zeros(1, 2, 210, 160, 3))
     with pytest.raises(ValueError, match="actions must lie in"):
         mapper.sample_codes(torch.tensor([4]), torch.zeros(1, 2, 210, 160, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="earlier actions must lie in"):
@@ -110,8 +112,24 @@ def test_bad_inputs_to_the_map_are_refused() -> None:
                             history=torch.tensor([[7]]))
     with pytest.raises(ValueError, match=r"needs the 2 earlier actions, \(B, 2\)"):
         mapper(torch.tensor([0]), mapper.state_from_context(torch.zeros(1, 2, 210, 160, 3, dtype=torch.uint8)))
-    with pytest.raises(ValueError, match="state_frames"):
-        ActionToLatentConfig(context_frames=1, state_frames=2)
+    with pytest.raises(ValueError, match="state_frames must be positive"):
+        ActionToLatentConfig(context_frames=1, state_frames=0)
+
+
+def test_a_map_can_look_further_back_than_the_world_model() -> None:
+    """More state frames than context: the pairs before in the same game give the older frames,
+    a game's first frame stands in before its start, and so does the oldest of too few given frames."""
+    context = np.array([[0, 1], [1, 2], [2, 3], [10, 10], [10, 11]])   # two games, contexts of 2 frames
+    pairs = PairSet(actions=np.zeros(5, np.int64), codes=np.zeros((5, 1), np.int64), frames=np.zeros((12, 2, 2), np.uint8),
+                    palette=np.zeros((1, 3), np.uint8), context_index=context, next_index=context[:, 1] + 1,
+                    game_index=np.array([0, 0, 0, 1, 1]))
+    assert pairs.state_index(2).tolist() == context.tolist()
+    assert pairs.state_index(4).tolist() == [[0, 0, 0, 1], [0, 0, 1, 2], [0, 1, 2, 3], [10, 10, 10, 10], [10, 10, 10, 11]]
+    mapper = ActionToLatent(ActionToLatentConfig(context_frames=2, state_frames=3, state_channels=[4], hidden=8)).eval()
+    frames = torch.randint(0, 256, (1, 2, 210, 160, 3), dtype=torch.uint8)
+    padded = torch.cat([frames[:, :1], frames], dim=1)
+    assert torch.equal(mapper.state_from_context(frames), mapper.state_from_context(padded))
+    assert not torch.equal(mapper.state_from_context(frames), mapper.state_from_context(frames[:, 1:]))
 
 
 def test_action_history_is_oldest_first_and_starts_each_game_from_noop() -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.bench_ball_presence import missing_causes, serves
-from models.breakout_objects import BALL_PADDLE_RGB
+from bench.bench_ball_presence import lives_changes, missing_causes, serves
+from models.breakout_objects import BALL_PADDLE_RGB, LIVES_BOX
 
 
 def with_ball(frames: np.ndarray, step: int, row: int, col: int = 60) -> None:
@@ -33,3 +33,12 @@ def test_a_ball_shown_before_any_serve_counts_as_never_served() -> None:
     with_ball(neural, 1, 150)
     _, real_missing, _, _ = missing_causes(real, neural)
     assert real_missing == {"never served": 1}
+
+
+def test_lives_changes_count_steps_where_the_lives_digit_changes() -> None:
+    frames = np.zeros((2, 5, 210, 160, 3), np.uint8)
+    top, bottom, left, right = LIVES_BOX
+    frames[0, :3, top:bottom, left + 2:left + 4] = 142      # game 0: the digit changes once, at step 3
+    frames[1, :, 30:40, 60:70] = 200                        # game 1: something else changes, not the digit
+    frames[1, 2, 100, 50] = 7
+    assert lives_changes(frames) == 1

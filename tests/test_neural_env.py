@@ -2,6 +2,8 @@
 contract (gymnasium's own checker, shapes, dtypes, seeding) and every error case."""
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import gymnasium as gym
@@ -113,13 +115,14 @@ def test_wrong_frames_are_refused(env: NeuralBreakoutEnv, start_frames: np.ndarr
 class PreviousActionSpy:
     """Wraps the mapper and records the earlier actions the environment gives it at each step."""
 
-    def __init__(self, mapper, history_length: int = 0):
-        self.mapper, self.seen = mapper, []
-        self.config = mapper.config
+    def __init__(self, mapper, history_length: int = 0, state_frames: int | None = None):
+        self.mapper, self.seen, self.contexts = mapper, [], []
+        self.config = dataclasses.replace(mapper.config, state_frames=state_frames or mapper.config.state_frames)
         self.history_length = history_length
 
     def sample_codes(self, actions, context, temperature=0.0, generator=None, history=None):
         self.seen.append(history[0].tolist())
+        self.contexts.append(context[0].cpu().numpy())
         return self.mapper.sample_codes(actions, context, temperature, generator, history)
 
 
@@ -156,6 +159,25 @@ def test_an_emulator_start_tells_the_mapper_its_opening(env: NeuralBreakoutEnv) 
     standing = real_opening(emulator, env.context_length, seed=4)[1]
     emulator.close()
     assert spy.seen == [[NOOP] * (ACTION_MEMORY - len(b)) + b for b in (before, standing)]
+
+
+def test_a_map_that_looks_further_back_gets_the_older_frames(env: NeuralBreakoutEnv) -> None:
+    c = env.context_length
+    emulator = make_rgb_env()
+    frames = real_start(emulator, c + 5, seed=3)
+    emulator.close()
+    spy = PreviousActionSpy(env.mapper, state_frames=c + 3)
+    spied = NeuralBreakoutEnv(models=(env.world_model, spy))
+    assert spied.state_length == c + 3
+    spied.reset(seed=0, options={"frames": frames})
+    first = spied.step(2)[0]
+    spied.step(2)
+    spied.reset(seed=0, options={"frames": frames[-c:]})   # only the world model's context: the oldest stands in
+    spied.step(2)
+    seen = spy.contexts
+    assert seen[0].shape == (c + 3, H, W, 3) and np.array_equal(seen[0][-1], frames[-1])
+    assert np.array_equal(seen[1][:-1], seen[0][1:]) and np.array_equal(seen[1][-1], first)
+    assert all(np.array_equal(f, seen[0][-c]) for f in seen[2][:4]) and np.array_equal(seen[2][3:], seen[0][-c:])
 
 
 def test_a_mapper_reading_more_actions_than_kept_is_refused(env: NeuralBreakoutEnv) -> None:
