@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.action_to_latent import (STAGE, ActionToLatentConfig, PairTensors, TrainSettings, action_only_ceiling,
+from models.action_to_latent import (MAX_STATE_FRAMES, STAGE, ActionToLatentConfig, PairTensors, TrainSettings, action_only_ceiling,
                                      concat_pairs, end_to_end, evaluate_mapper, labelled_subset, mapper_config, plot_confusion,
                                      read_pairs, split_pairs, train_mapper, write_sweep)
 from models.checkpoint import save_checkpoint
@@ -48,7 +48,8 @@ class TrainConfig:
     val_fraction: float = arg(0.2, "share of the games held out for validation")
     labelled_fraction: float = arg(1.0, "train on this share of the training pairs (0-1]")
     max_pairs: int = arg(0, "train on at most this many labelled pairs (0: no limit)")
-    state_frames: int = arg(4, "action_state: last context frames the state net sees (at most the world model's)")
+    state_frames: int = arg(4, f"action_state: last frames the state net sees (at most {MAX_STATE_FRAMES}; "
+                                   "more than the world model's context: the game keeps them)")
     state_pool: list[int] = arg([5, 4], "action_state: rows and columns averaged into one cell of the state")
     state_channels: list[int] = arg([16, 32, 64], "action_state: conv widths (each halves the grid)")
     hidden: int = arg(128, "action_state: width of the hidden layer")
@@ -77,6 +78,8 @@ class TrainConfig:
         if self.action_history > ACTION_MEMORY:
             raise ValueError(f"--action_history must be at most {ACTION_MEMORY}, the earlier actions the game keeps, "
                              f"got {self.action_history}")
+        if self.state_frames > MAX_STATE_FRAMES:
+            raise ValueError(f"--state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
         if len(set(self.pairs_path)) < len(self.pairs_path):
             raise ValueError(f"--pairs_path lists a file more than once: {self.pairs_path}")
         if not 0 < self.labelled_fraction <= 1:

@@ -13,6 +13,7 @@ from bench.start_args import parse_start_args
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.cli import run_main
+from models.action_to_latent import frames_kept
 from models.debug_tools import decode_step
 from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, load_models, real_opening
 from models.players import held_actions
@@ -35,8 +36,7 @@ def main() -> None:
         frames, history = list(opening), ([NOOP] * ACTION_MEMORY + before)[-ACTION_MEMORY:]
         for action in held_actions(list(ACTION_NAMES), args.steps, rng):
             real, _, terminated, truncated, _ = emulator.step(int(action))
-            step = decode_step(world, mapper, np.stack(frames[-max(c, mapper.config.state_frames):]), real,
-                               int(action), history)
+            step = decode_step(world, mapper, np.stack(frames[-frames_kept(mapper, c):]), real, int(action), history)
             x = objects.paddle_x(np.stack([real, step.from_mapped, step.from_encoder]))
             rows.append((abs(x[1] - x[0]), abs(x[2] - x[0]), step.differing_positions.size == 0,
                          objects.paddle_x(frames[-1])))

@@ -101,13 +101,11 @@ class PairSet:
         c = self.context_index.shape[1]
         if length <= c:
             return self.context_index[:, c - length:]
-        n, extra = len(self), length - c
+        extra = length - c
         columns = [self.context_index[:, 0]]          # columns[k]: the frame k steps before the context
         for back in range(1, extra + 1):
             column = columns[-1].copy()
-            if back < n:
-                same_game = self.game_index[back:] == self.game_index[:-back]
-                column[back:] = np.where(same_game, self.context_index[:-back, 0], column[back:])
+            column[back:] = np.where(same_game_back(self.game_index, back), self.context_index[:-back, 0], column[back:])
             columns.append(column)
         return np.concatenate([np.stack(columns[:0:-1], axis=1), self.context_index], axis=1)
 
@@ -115,12 +113,18 @@ class PairSet:
 def action_history(actions: np.ndarray, game_index: np.ndarray, length: int) -> np.ndarray:
     """(N, length): the actions before each step, oldest first, for steps stored game after game in
     order; NOOP (a standing start) for steps before a game's first."""
-    n = actions.shape[0]
-    history = np.full((n, length), NOOP, dtype=np.int64)
+    history = np.full((actions.shape[0], length), NOOP, dtype=np.int64)
     for back in range(1, length + 1):                 # column length - back holds the action `back` steps earlier
-        same_game = game_index[back:] == game_index[:-back] if back < n else np.zeros(0, bool)
-        history[back:, length - back] = np.where(same_game, actions[:-back], NOOP)
+        history[back:, length - back] = np.where(same_game_back(game_index, back), actions[:-back], NOOP)
     return history
+
+
+def same_game_back(game_index: np.ndarray, back: int) -> np.ndarray:
+    """(max(N - back, 0),) bool: whether step i + back and step i, stored game after game in order,
+    belong to the same game."""
+    if back >= game_index.shape[0]:
+        return np.zeros(0, bool)
+    return game_index[back:] == game_index[:-back]
 
 
 def context_path_for(json_path: str | os.PathLike) -> Path:
@@ -361,6 +365,9 @@ def plot_pair_stats(path: str | os.PathLike, actions: np.ndarray, codes: np.ndar
     _save_figure(fig, path)
 
 
+MAX_STATE_FRAMES = 32   # a map looks at most this many frames back (the game keeps them for it)
+
+
 # ============================================================================ the map
 
 @dataclass
@@ -389,6 +396,8 @@ class ActionToLatentConfig:
                      "width", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.state_frames > MAX_STATE_FRAMES:
+            raise ValueError(f"state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
         if self.action_history < 0:
             raise ValueError(f"action_history must be zero or more, got {self.action_history}")
         if len(self.state_pool) != 2 or min(self.state_pool) < 1:
@@ -550,6 +559,12 @@ class ActionToLatent(nn.Module):
             pooled = self.state_from_context(context.to(self.device))
         logits = self(actions, pooled, self._recent(history, actions.shape[0]))   # (B, L, K)
         return sample_from_logits(logits, temperature, generator)
+
+
+def frames_kept(mapper: Any, context_frames: int) -> int:
+    """How many of the latest frames a game keeps for a world model of ``context_frames`` and this
+    map, which may look further back."""
+    return max(context_frames, getattr(getattr(mapper, "config", None), "state_frames", 0))
 
 
 def oldest_repeated(frames: torch.Tensor, length: int) -> torch.Tensor:
@@ -877,7 +892,7 @@ def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np
                         f"takes {world_model.config.context_frames}")
     palette = torch.from_numpy(pairs.palette)
     history = pairs.action_history(mapper.history_length)
-    state = pairs.state_index(max(mapper.config.state_frames, pairs.context_index.shape[1]))   # (N, >= C)
+    state = pairs.state_index(frames_kept(mapper, pairs.context_index.shape[1]))   # (N, >= C)
     same_frame = same_code = exact_enc = exact_map = 0
     for start in range(0, idx.shape[0], batch_size):
         b = idx[start:start + batch_size]

@@ -189,9 +189,9 @@ def decode_step(model: Any, mapper: Any, start: np.ndarray, real_next: np.ndarra
     for ``action`` (the actions before it in ``history``, oldest first; the map sees all n frames, the
     world model the last C) and with the encoder's latent for ``real_next`` (H, W, 3), the emulator's
     answer to it."""
-    frames = model.to_indices(torch.from_numpy(start).to(model.device)[None]).to(torch.uint8)     # (1, n, H, W)
-    indices = frames[:, -model.config.context_frames:]                                            # (1, C, H, W)
-    context_rgb = model.to_rgb(frames)                                                            # (1, n, H, W, 3)
+    start_indices = model.to_indices(torch.from_numpy(start).to(model.device)[None]).to(torch.uint8)  # (1, n, H, W)
+    indices = start_indices[:, -model.config.context_frames:]                                        # (1, C, H, W)
+    context_rgb = model.to_rgb(start_indices)                                                        # (1, n, H, W, 3)
     target = model.to_indices(torch.from_numpy(real_next).to(model.device)[None]).to(torch.uint8)  # (1, H, W)
     mapped = mapper.sample_codes(torch.tensor([action], device=model.device), context_rgb,
                                  history=torch.tensor([list(history)], dtype=torch.long))        # (1, L)

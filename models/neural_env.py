@@ -12,8 +12,9 @@ frames and that latent. The predicted frame becomes part of the context of the n
 Also registered as ``NeuralBreakout-v0`` for ``gymnasium.make`` (once this module is imported, or
 as ``gymnasium.make("models.neural_env:NeuralBreakout-v0")``).
 
-Comparing with the emulator: ``real_start`` plays the first moves of a real game and returns its
-frames with the emulator positioned just after them, so the same actions can be given to both."""
+Comparing with the emulator: ``real_opening`` plays the first moves of a real game and returns its
+frames and last actions with the emulator positioned just after them, so the same actions can be
+given to both."""
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from models.action_to_latent import load_action_mapper, oldest_repeated
+from models.action_to_latent import frames_kept, load_action_mapper, oldest_repeated
 from models.atari import make_rgb_env
 from models.checkpoint import PRETRAINED_DIR
 from models.cli import UserError
@@ -183,7 +184,7 @@ class NeuralBreakoutEnv(gym.Env):
                             f"environment keeps {ACTION_MEMORY}; train it with --action_history {ACTION_MEMORY} or fewer")
         self.context_length = cfg.context_frames
         # The map may look further back than the world model: the env keeps that many frames for it.
-        self.state_length = max(self.context_length, getattr(getattr(self.mapper, "config", None), "state_frames", 0))
+        self.state_length = frames_kept(self.mapper, self.context_length)
         self.frame_shape = (cfg.height, cfg.width, 3)
         self.temperature = float(temperature)
         self.max_episode_steps = max_episode_steps
@@ -309,7 +310,7 @@ class PairedRollout:
 
 def paired_rollout(env: NeuralBreakoutEnv, emulator: gym.Env, seed: int, actions: np.ndarray,
                    moves_after_fire: int = 0) -> PairedRollout:
-    """Start ``env`` from a real start of ``emulator`` (``real_start`` with ``seed``), then give both
+    """Start ``env`` from a real opening of ``emulator`` (``real_opening`` with ``seed``), then give both
     the same ``actions``; the model runs open loop on its own frames."""
     opening, before = real_opening(emulator, env.context_length, seed, moves_after_fire)
     env.reset(seed=seed, options={"frames": opening, "previous_actions": before})

@@ -2,7 +2,7 @@
 start, the model open loop on its own frames, every figure beside copying the last frame.
 
 - Open loop: ``emulator_rollouts`` starts each game from a fresh seeded emulator game
-  (``neural_env.real_start``) and gives a seeded random policy's actions to both;
+  (``neural_env.real_opening``) and gives a seeded random policy's actions to both;
   ``episode_rollouts`` starts from recorded games instead and compares with their recorded frames.
 - ``step_curves``: per step, every frame metric of ``models.world_model_metrics`` for the model,
   for the last real context frame held still ("nothing moves") and, PSNR only, for the previous

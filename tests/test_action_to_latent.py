@@ -412,7 +412,8 @@ def test_train_flags_are_checked(capsys) -> None:
     for flags, message in ((["--max_pairs", "-5"], "--max_pairs must be zero or more"),
                            (["--labelled_fraction", "0"], "--labelled_fraction must lie in (0, 1]"),
                            (["--sweep_variants", "tabular"], "unknown variant"),
-                           (["--action_history", "17"], "--action_history must be at most 16")):
+                           (["--action_history", "17"], "--action_history must be at most 16"),
+                           (["--state_frames", "33"], "--state_frames must be at most 32")):
         with pytest.raises(SystemExit) as exc:
             parse_config(TrainConfig, "", flags)
         assert exc.value.code == 2 and message in capsys.readouterr().err
