@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -26,9 +26,9 @@ from tqdm import tqdm
 from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
-from models.frame_dataset import FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_games
+from models.frame_dataset import FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_folders
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
-                                  check_train_batch, model_config, train_step)
+                                  check_train_batch, grow_codebook, model_config, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything
 from models.world_model_metrics import comparison_sheet
@@ -40,7 +40,8 @@ PLOT_KEYS = ["loss", "recon_loss", "val_loss", "psnr", "copy_psnr", "pixel_exact
 
 @dataclass
 class TrainConfig:
-    data_dir: str = arg("data/episodes", "folder of recorded games (.npz episode files)")
+    data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz episode files); each folder is "
+                              "split by game on its own, so adding one keeps the others' held-out games out")
     checkpoint_dir: str = arg("checkpoints/latent_action", "where checkpoints, metrics and samples go")
     model: str = arg("default", f"model shape: {', '.join(MODEL_PRESETS)}")
     context_frames: int | None = arg(None, "frames of context (default: the model shape's)")
@@ -61,6 +62,8 @@ class TrainConfig:
     device: str = arg("auto", "auto, cpu, cuda or mps")
     threads: int = arg(0, "torch CPU threads per process (0: $OMP_NUM_THREADS, else the cores divided among the processes)")
     resume: bool = arg(False, "continue from latest.pt in --checkpoint_dir")
+    init_from: str = arg("", "start a fresh run (new optimizer, step 0) from this checkpoint's weights; a larger "
+                             "--num_codes grows its codebook (ignored with --resume)")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
@@ -126,15 +129,30 @@ def build_model_config(cfg: TrainConfig, train_files: list[Path]) -> LatentActio
                         num_codes=cfg.num_codes, latent_grid=cfg.latent_grid)
 
 
-def resumed_model_config(cfg: TrainConfig, payload: dict, path: Path) -> LatentActionConfig:
-    """The checkpoint's model config, refusing flags that ask for a different model."""
+def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool = False) -> LatentActionConfig:
+    """The checkpoint's model config, refusing flags that ask for a different model; with ``grow``,
+    a larger --num_codes is allowed (the codebook grows when the weights are loaded)."""
     stored = config_from_checkpoint(payload, LatentActionConfig, path)
+    if grow and cfg.num_codes is not None and cfg.num_codes != stored.num_codes:
+        if cfg.num_codes < stored.num_codes:
+            raise CheckpointError(f"--num_codes {cfg.num_codes} is fewer than the {stored.num_codes} codes of {path}; "
+                                  "a codebook can grow, not shrink")
+        stored = replace(stored, num_codes=cfg.num_codes)
     asked = model_config(cfg.model, stored.palette, context_frames=cfg.context_frames, num_codes=cfg.num_codes,
                          latent_grid=cfg.latent_grid)
     if asked != stored:
         raise CheckpointError(f"checkpoint {path} holds a different model than --model {cfg.model} with these flags; "
-                              "resume with the flags it was trained with")
+                              "give the flags it was trained with")
     return stored
+
+
+def initial_model(cfg: TrainConfig, train_files: list[Path]) -> tuple[LatentActionConfig, dict | None]:
+    """A fresh run's model config, and the weights to start from (None: random)."""
+    if not cfg.init_from:
+        return build_model_config(cfg, train_files), None
+    payload = load_checkpoint(cfg.init_from, stage=STAGE)
+    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=True)
+    return model_cfg, grow_codebook(payload["model"], model_cfg.num_codes)
 
 
 def main() -> None:
@@ -143,13 +161,18 @@ def main() -> None:
     out_dir = Path(cfg.checkpoint_dir)
     latest, best = out_dir / "latest.pt", out_dir / "best.pt"
 
-    split = split_games(list_episode_files(cfg.data_dir), seed=cfg.split_seed)
+    split = split_folders([list_episode_files(d) for d in cfg.data_dir], seed=cfg.split_seed)
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
-    model_cfg = resumed_model_config(cfg, resumed, latest) if resumed else build_model_config(cfg, split.train)
+    if resumed:
+        model_cfg, initial = stored_model_config(cfg, resumed, latest), None
+    else:
+        model_cfg, initial = initial_model(cfg, split.train)
     step = resumed["step"] if resumed else 0
     rng = seed_everything(cfg.seed + 1000 * proc.rank + step)
 
     model = LatentActionModel(model_cfg).to(proc.device)
+    if initial is not None:
+        load_state(model, initial, cfg.init_from)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     best_val = math.inf

@@ -13,10 +13,8 @@ from bench.start_args import parse_start_args
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.cli import run_main
-from models.action_to_latent import frames_kept
-from models.debug_tools import decode_step
-from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, load_models, real_opening
-from models.players import held_actions
+from models.debug_tools import held_key_steps
+from models.neural_env import load_models
 from models.runtime import pick_device
 from models.world_model_evaluation import start_states
 
@@ -27,24 +25,16 @@ NEAR_RIGHT_WALL_X = 135.0  # paddle centres within one move (~12 px) of the furt
 def main() -> None:
     args = parse_start_args(__doc__, starts=16, steps=60)
     world, mapper = load_models(args.checkpoint_dir, pick_device("cpu"))
-    c = world.config.context_frames
     emulator = make_rgb_env()
     rng = np.random.default_rng(0)
     rows = []   # (map error px, encoder error px, same code, real paddle x before)
-    for start in start_states(0, args.starts, rng):
-        opening, before = real_opening(emulator, c, start.seed, start.moves_after_fire)
-        frames, history = list(opening), ([NOOP] * ACTION_MEMORY + before)[-ACTION_MEMORY:]
-        for action in held_actions(list(ACTION_NAMES), args.steps, rng):
-            real, _, terminated, truncated, _ = emulator.step(int(action))
-            step = decode_step(world, mapper, np.stack(frames[-frames_kept(mapper, c):]), real, int(action), history)
-            x = objects.paddle_x(np.stack([real, step.from_mapped, step.from_encoder]))
+    try:
+        for step in held_key_steps(world, mapper, emulator, start_states(0, args.starts, rng), args.steps, rng):
+            x = objects.paddle_x(np.stack([step.real_next, step.from_mapped, step.from_encoder]))
             rows.append((abs(x[1] - x[0]), abs(x[2] - x[0]), step.differing_positions.size == 0,
-                         objects.paddle_x(frames[-1])))
-            frames.append(real)
-            history = history[1:] + [int(action)]
-            if terminated or truncated:
-                break
-    emulator.close()
+                         objects.paddle_x(step.context[-1])))
+    finally:
+        emulator.close()
     map_err, enc_err, same, x_before = (np.array(v, dtype=float) for v in zip(*rows))
     enc_off = enc_err > OFF_PX
     print(f"{args.checkpoint_dir}: {len(rows)} steps from {args.starts} starts, keys held 1-4 steps")

@@ -50,6 +50,14 @@ def split_games(files: Sequence[str | os.PathLike], seed: int = 0, val_fraction:
                      test=sorted(shuffled[n_val:n_val + n_test]))
 
 
+def split_folders(folders: Sequence[Sequence[str | os.PathLike]], seed: int = 0) -> GameSplit:
+    """``split_games`` on each folder's files on its own, joined: adding a folder of games never moves
+    a game of another folder from one split to another, so held-out games stay held out."""
+    parts = [split_games(files, seed=seed) for files in folders]
+    return GameSplit(train=sorted(f for p in parts for f in p.train), val=sorted(f for p in parts for f in p.val),
+                     test=sorted(f for p in parts for f in p.test))
+
+
 def rgb_keys(frames: np.ndarray) -> np.ndarray:
     """uint8 (..., 3) RGB -> uint32 (...) key 0xRRGGBB, one number per pixel."""
     f = frames.astype(np.uint32)

@@ -250,6 +250,19 @@ class VectorQuantizer(nn.Module):
         return int(dead.numel())
 
 
+def grow_codebook(state: dict[str, torch.Tensor], num_codes: int) -> dict[str, torch.Tensor]:
+    """A model's weights with its codebook grown to ``num_codes``. The new codes start unused, so the
+    next reset of unused codes puts them on encoder outputs, where training can give them a meaning
+    the old codes lack; the old codes keep theirs."""
+    book, usage = state["quantizer.codebook"], state["quantizer.usage"]
+    extra = num_codes - book.shape[0]
+    if extra < 0:
+        raise CheckpointError(f"a codebook of {book.shape[0]} codes can grow, not shrink to {num_codes}")
+    new_codes = F.normalize(torch.randn(extra, book.shape[1], dtype=book.dtype), dim=1)
+    return {**state, "quantizer.codebook": torch.cat([book, new_codes]),
+            "quantizer.usage": torch.cat([usage, usage.new_zeros(extra)])}
+
+
 # ----------------------------------------------------------------------------------- the nets
 
 class LatentEncoder(nn.Module):

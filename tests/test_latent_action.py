@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, save_checkpoint
-from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames,
+from models.checkpoint import CheckpointError, load_state, save_checkpoint
+from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames, grow_codebook,
                                   load_latent_action_model, model_config, rollout, train_step, unfold_frames)
 
 PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
@@ -69,6 +69,21 @@ def test_unused_codes_are_reset_onto_encoder_outputs():
     torch.testing.assert_close(vq.codebook.data[0], before[0])           # the live code stays
     assert torch.allclose(vq.book()[1:], target.expand(3, 3), atol=0.05)  # the dead ones move onto the data
     assert vq.reset_dead_codes(z.flatten(1), dead_share=0.05) == 0       # and get time to be chosen
+
+
+def test_grown_codebook_keeps_old_codes_and_resets_only_the_new_ones():
+    torch.manual_seed(0)
+    small = LatentActionModel(model_config("tiny", PALETTE))              # 8 codes
+    small.quantizer.usage.fill_(1 / 8)                                    # all in use
+    grown = LatentActionModel(model_config("tiny", PALETTE, num_codes=11))
+    load_state(grown, grow_codebook(small.state_dict(), 11))
+    torch.testing.assert_close(grown.quantizer.codebook.data[:8], small.quantizer.codebook.data)
+    torch.testing.assert_close(grown.quantizer.book().norm(dim=1), torch.ones(11))
+    assert grown.quantizer.usage[8:].tolist() == [0.0, 0.0, 0.0]
+    assert grown.quantizer.reset_dead_codes(torch.randn(16, 8), dead_share=0.05) == 3
+    torch.testing.assert_close(grown.quantizer.codebook.data[:8], small.quantizer.codebook.data)
+    with pytest.raises(CheckpointError, match="can grow, not shrink"):
+        grow_codebook(small.state_dict(), 4)
 
 
 @pytest.mark.parametrize("preset", ["default", "original"])

@@ -12,8 +12,8 @@ import pytest
 
 from models.cli import UserError
 from models.episodes import Episode, list_episode_files, save_episode
-from models.frame_dataset import (FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_games,
-                                  window_frame_indices)
+from models.frame_dataset import (FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_folders,
+                                  split_games, window_frame_indices)
 from models.latent_action import STAGE, load_latent_action_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +65,17 @@ def test_split_is_by_whole_game_and_repeatable(tmp_path):
     assert len(small.train) == len(small.val) == len(small.test) == 1
     with pytest.raises(UserError, match="at least 3"):
         split_games(files[:2])
+
+
+def test_a_folder_added_to_the_data_moves_no_game_of_another_between_splits(tmp_path):
+    recorded = [tmp_path / "recorded" / f"game_{i:05d}.npz" for i in range(30)]
+    extra = [tmp_path / "extra" / f"game_{i:05d}.npz" for i in range(20)]
+    alone, joined = split_games(recorded, seed=0), split_folders([recorded, extra], seed=0)
+    for part in ("train", "val", "test"):
+        assert [f for f in getattr(joined, part) if f.parent.name == "recorded"] == getattr(alone, part)
+    assert sorted(joined.train + joined.val + joined.test) == sorted(recorded + extra)
+    assert len(joined.test) == 3 + 2
+    assert split_folders([recorded], seed=0) == alone
 
 
 def test_palette_indexer_round_trip_and_nearest_colour(games):
@@ -145,6 +156,27 @@ def test_tiny_run_writes_checkpoints_logs_and_resumes(games, tmp_path):
     other_model = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out),
                              "--device", "cpu", "--resume", "--num_codes", "4", "--iterations", "9")
     assert other_model.returncode == 1 and "different model" in other_model.stderr
+
+
+def test_a_run_started_from_another_runs_weights_can_grow_its_codebook(games, tmp_path):
+    import torch
+    source = tmp_path / "source"
+    first = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(source), "--device", "cpu")
+    assert first.returncode == 0, first.stderr[-2000:]
+    out = tmp_path / "grown"
+    more = make_games(tmp_path / "more", num_games=3)
+    grown = run_script("--preset", "tiny", "--data_dir", str(games), str(more), "--checkpoint_dir", str(out),
+                       "--device", "cpu", "--init_from", str(source / "latest.pt"), "--num_codes", "11",
+                       "--learning_rate", "1e-9", "--iterations", "4")
+    assert grown.returncode == 0, grown.stderr[-2000:]
+    before, after = (torch.load(p, weights_only=True) for p in (source / "latest.pt", out / "latest.pt"))
+    assert after["step"] == 4 and after["config"]["num_codes"] == 11
+    assert after["model"]["quantizer.codebook"].shape[0] == 11
+    torch.testing.assert_close(after["model"]["decoder.head.weight"], before["model"]["decoder.head.weight"],
+                               atol=1e-6, rtol=0)   # started from the source's weights, barely moved
+    shrunk = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path / "shrunk"),
+                        "--device", "cpu", "--init_from", str(source / "latest.pt"), "--num_codes", "4")
+    assert shrunk.returncode == 1 and "can grow, not shrink" in shrunk.stderr and "Traceback" not in shrunk.stderr
 
 
 def test_bad_input_gets_one_clear_line(games, tmp_path):
