@@ -53,7 +53,7 @@ class TrainConfig:
     state_pool: list[int] = arg([5, 4], "action_state: rows and columns averaged into one cell of the state")
     state_channels: list[int] = arg([16, 32, 64], "action_state: conv widths (each halves the grid)")
     hidden: int = arg(128, "action_state: width of the hidden layer")
-    action_history: int = arg(2, "action_state: earlier actions the state net also sees (Breakout's paddle answers late)")
+    action_history: int = arg(8, "action_state: earlier actions the state net also sees (Breakout's paddle answers late)")
     unlabelled: bool = arg(True, "action_state: training pairs left out by --max_pairs or --labelled_fraction still "
                                  "teach the state through their codes, their actions unused")
     offset_penalty: float = arg(0.1, "with unlabelled pairs: weight of the mean square of the actions' logit offsets "
