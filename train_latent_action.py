@@ -131,12 +131,10 @@ def build_model_config(cfg: TrainConfig, train_files: list[Path]) -> LatentActio
 
 def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool = False) -> LatentActionConfig:
     """The checkpoint's model config, refusing flags that ask for a different model; with ``grow``,
-    a larger --num_codes is allowed (the codebook grows when the weights are loaded)."""
+    --num_codes may differ (``grow_codebook`` grows the codebook when the weights are loaded and
+    refuses to shrink it)."""
     stored = config_from_checkpoint(payload, LatentActionConfig, path)
-    if grow and cfg.num_codes is not None and cfg.num_codes != stored.num_codes:
-        if cfg.num_codes < stored.num_codes:
-            raise CheckpointError(f"--num_codes {cfg.num_codes} is fewer than the {stored.num_codes} codes of {path}; "
-                                  "a codebook can grow, not shrink")
+    if grow and cfg.num_codes is not None:
         stored = replace(stored, num_codes=cfg.num_codes)
     asked = model_config(cfg.model, stored.palette, context_frames=cfg.context_frames, num_codes=cfg.num_codes,
                          latent_grid=cfg.latent_grid)

@@ -257,7 +257,7 @@ def grow_codebook(state: dict[str, torch.Tensor], num_codes: int) -> dict[str, t
     book, usage = state["quantizer.codebook"], state["quantizer.usage"]
     extra = num_codes - book.shape[0]
     if extra < 0:
-        raise CheckpointError(f"a codebook of {book.shape[0]} codes can grow, not shrink to {num_codes}")
+        raise CheckpointError(f"a codebook of {book.shape[0]} codes can grow, not shrink to {num_codes} codes")
     new_codes = F.normalize(torch.randn(extra, book.shape[1], dtype=book.dtype), dim=1)
     return {**state, "quantizer.codebook": torch.cat([book, new_codes]),
             "quantizer.usage": torch.cat([usage, usage.new_zeros(extra)])}
