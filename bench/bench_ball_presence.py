@@ -56,9 +56,7 @@ def serves(present: np.ndarray) -> int:
 
 def lives_changes(frames: np.ndarray) -> int:
     """Steps where the lives digit differs from the step before, over frames (N, S, H, W, 3)."""
-    top, bottom, left, right = objects.LIVES_BOX
-    digit = frames[:, :, top:bottom, left:right]
-    return int((digit[:, 1:] != digit[:, :-1]).any(axis=(2, 3, 4)).sum())
+    return int(objects.lives_digit_changed(frames).sum())
 
 
 def main() -> None:

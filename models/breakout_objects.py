@@ -86,3 +86,20 @@ def bricks_remaining(frames: np.ndarray) -> np.ndarray:
     count = np.rint(band.sum(axis=(1, 2)) / BRICK_PIXELS).astype(np.int64)
     count = np.minimum(count, NUM_BRICKS)
     return count[0] if single else count
+
+
+def ball_or_lives_changes(frames: np.ndarray) -> np.ndarray:
+    """(T,) for frames (T, H, W, 3): True where the frame serves or loses the ball (it shows one and the
+    frame before does not, or the other way round) or changes the lives digit; frame 0 is False.
+    These are the rare steps that the training of the world model can draw more often."""
+    frames = np.asarray(frames)
+    present = ball_present(frames)
+    changed = (present[1:] != present[:-1]) | lives_digit_changed(frames)
+    return np.concatenate([[False], changed])
+
+
+def lives_digit_changed(frames: np.ndarray) -> np.ndarray:
+    """(..., T - 1) for frames (..., T, H, W, 3): True where the lives digit differs from the frame before."""
+    top, bottom, left, right = LIVES_BOX
+    digit = np.asarray(frames)[..., top:bottom, left:right, :]
+    return (digit[..., 1:, :, :, :] != digit[..., :-1, :, :, :]).any(axis=(-3, -2, -1))

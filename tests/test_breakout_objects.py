@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from models.atari import make_rgb_env
-from models.breakout_objects import (BALL_PADDLE_RGB, BRICK_ROWS, FIELD_X, NUM_BRICKS, ball_position, ball_present,
-                                     bricks_remaining, paddle_x)
+from models.breakout_objects import (BALL_PADDLE_RGB, BRICK_ROWS, FIELD_X, LIVES_BOX, NUM_BRICKS, ball_or_lives_changes,
+                                     ball_position, ball_present, bricks_remaining, paddle_x)
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,12 @@ def test_ball_inside_the_brick_band_is_found_by_its_partly_lit_cell():
     frame[76:80, 42:44] = (162, 162, 42)       # the ball crossing that gap takes the band's colour
     assert np.allclose(ball_position(frame), (77.5, 42.5))
     assert bricks_remaining(frame) == 107
+
+
+def test_serves_lost_balls_and_lives_digit_changes_are_events(frames: np.ndarray) -> None:
+    top, _, left, _ = LIVES_BOX
+    other_digit = frames[2].copy()
+    other_digit[top + 2, left + 3] = 255 - other_digit[top + 2, left + 3]
+    sequence = np.stack([frames[0], frames[0], frames[1], frames[2], other_digit, other_digit, frames[0]])
+    #                     -          -   serve       moves     digit changes  -          lost (and digit)
+    assert ball_or_lives_changes(sequence).tolist() == [False, False, True, False, True, False, True]
