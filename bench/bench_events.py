@@ -1,0 +1,110 @@
+"""How latent action models handle Breakout's rare events: every step of held-out recorded games,
+one step at a time from the real frames with the code the encoder reads from the real next frame,
+sorted by what the real game does in it:
+
+- serve: no ball in the context frames, a ball in the next frame (right: the model draws a ball);
+- ball lost: a ball in the last frame, none in the next (right: the model draws none);
+- life taken off: the lives digit changes (right: the model's digit equals the real one);
+- ball-less wait: no ball in the context or the next frame (right: the model draws none);
+- ball in play: every other step (right: the model draws a ball where the real game does).
+
+Uniform training draws the first three in about 4% of its windows (``train_latent_action.py
+--event_weight`` draws them more often); an open-loop game goes wrong after any of them.
+
+    python -m bench.bench_events checkpoints/pretrained/latent_action.pt [other.pt ...] \\
+        [--episodes_dir bulk_videos/episodes] [--split test] [--games 10] [--threads 2]"""
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import numpy as np
+import torch
+
+from bench.start_args import first_paragraph, parse_checked
+from models import breakout_objects as objects
+from models.cli import run_main
+from models.episodes import list_episode_files, load_episode
+from models.frame_dataset import split_games
+from models.latent_action import LatentActionModel, load_latent_action_model
+
+KINDS = ("serve", "ball lost", "life taken off", "ball-less wait", "ball in play")
+BATCH = 64
+
+
+def step_kinds(frames: np.ndarray, context_frames: int) -> np.ndarray:
+    """(T + 1 - C,) the kind (index into KINDS) of every step that predicts frame t >= C of a game."""
+    on = objects.ball_present(frames)
+    lives = np.r_[False, objects.lives_digit_changed(frames)]
+    kinds = []
+    for t in range(context_frames, frames.shape[0]):
+        ball_in_context = on[t - context_frames:t].any()
+        if lives[t]:
+            kinds.append(2)
+        elif not ball_in_context:
+            kinds.append(0 if on[t] else 3)
+        else:
+            kinds.append(1 if on[t - 1] and not on[t] else 4)
+    return np.array(kinds)
+
+
+def judged_right(kinds: np.ndarray, real: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(B,) whether each predicted frame gets its step's kind right (see the module's list)."""
+    top, bottom, left, right = objects.LIVES_BOX
+    digit_right = (predicted[:, top:bottom, left:right] == real[:, top:bottom, left:right]).all(axis=(1, 2, 3))
+    ball_right = objects.ball_present(predicted) == objects.ball_present(real)
+    return np.where(kinds == 2, digit_right, ball_right)
+
+
+@torch.inference_mode()
+def one_step_from_encoder(model: LatentActionModel, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """RGB frames predicted for every target index t >= C of ``frames`` (T+1, H, W, 3)."""
+    c = model.config.context_frames
+    context = np.stack([frames[t - c:t] for t in targets])
+    context_ix = model.to_indices(torch.from_numpy(context)).to(torch.uint8)
+    next_ix = model.to_indices(torch.from_numpy(frames[targets])).to(torch.uint8)
+    codes = model.encode_latents(context_ix, next_ix)
+    return model.to_rgb(model.predict_next(context_ix, codes)).numpy()
+
+
+def event_figures(model: LatentActionModel, games: list) -> tuple[Counter, Counter, float]:
+    """Steps and right steps per kind, and the share of frames predicted pixel-exact."""
+    c = model.config.context_frames
+    steps, right = Counter(), Counter()
+    exact = total = 0
+    for path in games:
+        frames = load_episode(path).frames
+        kinds = step_kinds(frames, c)
+        for start in range(0, kinds.size, BATCH):
+            targets = np.arange(c + start, c + min(start + BATCH, kinds.size))
+            batch_kinds = kinds[targets - c]
+            predicted = one_step_from_encoder(model, frames, targets)
+            ok = judged_right(batch_kinds, frames[targets], predicted)
+            for k in range(len(KINDS)):
+                steps[k] += int((batch_kinds == k).sum())
+                right[k] += int(ok[batch_kinds == k].sum())
+            exact += int((predicted == frames[targets]).all(axis=(1, 2, 3)).sum())
+            total += targets.size
+    return steps, right, exact / max(total, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
+    parser.add_argument("checkpoints", nargs="+", help="latent action checkpoints (best.pt, latest.pt or shipped)")
+    parser.add_argument("--episodes_dir", default="data/episodes", help="the recorded games the models trained on")
+    parser.add_argument("--split", choices=("test", "val"), default="test")
+    parser.add_argument("--split_seed", type=int, default=0, help="the training's --split_seed")
+    parser.add_argument("--games", type=int, default=10, help="held-out games to go through (the first of the split)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parse_checked(parser, ("games", "threads"), non_negative=("split_seed",))
+    torch.set_num_threads(args.threads)
+    games = getattr(split_games(list_episode_files(args.episodes_dir), seed=args.split_seed), args.split)[:args.games]
+    print(f"every step of {len(games)} {args.split} games of {args.episodes_dir}, with the encoder's code")
+    for path in args.checkpoints:
+        steps, right, exact = event_figures(load_latent_action_model(path), games)
+        cells = ", ".join(f"{kind} {right[k] / max(steps[k], 1):.1%} of {steps[k]}" for k, kind in enumerate(KINDS))
+        print(f"{path}: {cells}; pixel-exact {exact:.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    run_main(main)
