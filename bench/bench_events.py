@@ -15,17 +15,15 @@ Uniform training draws the first three in about 4% of its windows (``train_laten
         [--episodes_dir bulk_videos/episodes] [--split test] [--games 10] [--threads 2]"""
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 
 import numpy as np
 import torch
 
-from bench.start_args import first_paragraph, parse_checked
+from bench.start_args import held_out_games, held_out_parser, parse_checked
 from models import breakout_objects as objects
 from models.cli import run_main
-from models.episodes import list_episode_files, load_episode
-from models.frame_dataset import split_games
+from models.episodes import load_episode
 from models.latent_action import LatentActionModel, load_latent_action_model
 
 KINDS = ("serve", "ball lost", "life taken off", "ball-less wait", "ball in play")
@@ -89,16 +87,10 @@ def event_figures(model: LatentActionModel, games: list) -> tuple[Counter, Count
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
-    parser.add_argument("checkpoints", nargs="+", help="latent action checkpoints (best.pt, latest.pt or shipped)")
-    parser.add_argument("--episodes_dir", default="data/episodes", help="the recorded games the models trained on")
-    parser.add_argument("--split", choices=("test", "val"), default="test")
-    parser.add_argument("--split_seed", type=int, default=0, help="the training's --split_seed")
+    parser = held_out_parser(__doc__)
     parser.add_argument("--games", type=int, default=10, help="held-out games to go through (the first of the split)")
-    parser.add_argument("--threads", type=int, default=2)
     args = parse_checked(parser, ("games", "threads"), non_negative=("split_seed",))
-    torch.set_num_threads(args.threads)
-    games = getattr(split_games(list_episode_files(args.episodes_dir), seed=args.split_seed), args.split)[:args.games]
+    games = held_out_games(args)[:args.games]
     print(f"every step of {len(games)} {args.split} games of {args.episodes_dir}, with the encoder's code")
     for path in args.checkpoints:
         steps, right, exact = event_figures(load_latent_action_model(path), games)

@@ -7,14 +7,12 @@ split, whose games chose no checkpoint, so that checkpoints can be compared fair
         [--episodes_dir bulk_videos/episodes] [--split test] [--windows 1536] [--threads 2]"""
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
-from bench.start_args import first_paragraph, parse_checked
+from bench.start_args import held_out_games, held_out_parser, parse_checked
 from models.cli import run_main
-from models.episodes import list_episode_files
-from models.frame_dataset import PaletteIndexer, fixed_windows, split_games
+from models.frame_dataset import PaletteIndexer, fixed_windows
 from models.latent_action import ROLLOUT_STEPS, evaluate, load_latent_action_model
 
 
@@ -28,15 +26,10 @@ def held_out_figures(checkpoint: str | os.PathLike, games: list, num_windows: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
-    parser.add_argument("checkpoints", nargs="+", help="latent action checkpoints (best.pt, latest.pt or shipped)")
-    parser.add_argument("--episodes_dir", default="data/episodes", help="the recorded games the models trained on")
-    parser.add_argument("--split", choices=("test", "val"), default="test")
-    parser.add_argument("--split_seed", type=int, default=0, help="the training's --split_seed")
+    parser = held_out_parser(__doc__)
     parser.add_argument("--windows", type=int, default=1536)
-    parser.add_argument("--threads", type=int, default=2)
     args = parse_checked(parser, ("windows", "threads"), non_negative=("split_seed",))
-    games = getattr(split_games(list_episode_files(args.episodes_dir), seed=args.split_seed), args.split)
+    games = held_out_games(args)
     print(f"{args.windows} windows from the {len(games)} {args.split} games of {args.episodes_dir}; "
           "model / copy last frame")
     for path in args.checkpoints:

@@ -1,5 +1,5 @@
-"""Command line shared by the benchmarks: the description --help shows, and the flags of those that
-play from fresh emulator starts."""
+"""Command line shared by the benchmarks: the description --help shows, the flags of those that
+play from fresh emulator starts, and those of the ones that compare checkpoints on held-out games."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,8 @@ import argparse
 import torch
 
 from models.cli import UserError, check_positive
+from models.episodes import list_episode_files
+from models.frame_dataset import split_games
 
 
 def first_paragraph(doc: str) -> str:
@@ -35,3 +37,19 @@ def parse_start_args(doc: str, starts: int, steps: int) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=steps, help="steps played from each start")
     parser.add_argument("--threads", type=int, default=1)
     return parse_checked(parser, ("starts", "steps", "threads"))
+
+
+def held_out_parser(doc: str) -> argparse.ArgumentParser:
+    """Checkpoints to compare, --episodes_dir, --split, --split_seed and --threads; add the rest."""
+    parser = argparse.ArgumentParser(description=first_paragraph(doc))
+    parser.add_argument("checkpoints", nargs="+", help="latent action checkpoints (best.pt, latest.pt or shipped)")
+    parser.add_argument("--episodes_dir", default="data/episodes", help="the recorded games the models trained on")
+    parser.add_argument("--split", choices=("test", "val"), default="test")
+    parser.add_argument("--split_seed", type=int, default=0, help="the training's --split_seed")
+    parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def held_out_games(args: argparse.Namespace) -> list:
+    """The episode files of ``--split`` of ``--episodes_dir``, split as the training split them."""
+    return getattr(split_games(list_episode_files(args.episodes_dir), seed=args.split_seed), args.split)
