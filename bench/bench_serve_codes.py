@@ -1,0 +1,56 @@
+"""Which latent codes mean both "the ball is served" and "no ball yet"? From the pairs of stage 4a:
+every pair whose context frames show no ball either serves (its next frame shows one) or waits. A
+code the encoder gives to both leaves the world model to guess from the frames alone whether a ball
+comes, and where it guesses wrong the game serves balls nobody fired (``bench_false_serves``).
+
+    python -m bench.bench_serve_codes [--pairs_path data/actions/action_latent_pairs.json ...]"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bench.start_args import first_paragraph
+from models import breakout_objects as objects
+from models.action_to_latent import PairSet, read_pairs
+from models.cli import run_main
+
+CHUNK = 2048   # frames turned back into RGB at a time
+
+
+def frames_with_ball(pairs: PairSet) -> np.ndarray:
+    """(F,) whether each stored frame of ``pairs`` shows a ball."""
+    return np.concatenate([objects.ball_present(pairs.palette[pairs.frames[i:i + CHUNK]])
+                           for i in range(0, pairs.frames.shape[0], CHUNK)])
+
+
+def serve_and_wait_counts(pairs: PairSet) -> tuple[np.ndarray, np.ndarray]:
+    """(K,) and (K,): per code (at any latent position), the pairs from ball-less context frames whose
+    next frame shows a ball (serves) and those whose next frame shows none (waits)."""
+    ball = frames_with_ball(pairs)
+    ballless = ~ball[pairs.context_index].any(axis=1)
+    served = ball[pairs.next_index]
+    counts = []
+    for outcome in (ballless & served, ballless & ~served):
+        codes = pairs.codes[outcome].ravel()
+        counts.append(np.bincount(codes, minlength=pairs.num_codes))
+    return counts[0], counts[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
+    parser.add_argument("--pairs_path", nargs="+", default=["data/actions/action_latent_pairs.json"],
+                        help="pairs JSON files of collect_action_latent_pairs.py (the context archive beside each)")
+    args = parser.parse_args()
+    for path in args.pairs_path:
+        serves, waits = serve_and_wait_counts(read_pairs(path))
+        shared = np.flatnonzero((serves > 0) & (waits > 0))
+        in_shared = serves[shared].sum() / max(serves.sum(), 1)
+        print(f"{path}: from ball-less frames, {serves.sum()} serves and {waits.sum()} waits; "
+              f"{in_shared:.0%} of the serves have a code that also waits")
+        print("  codes of both (serves / waits): " + (", ".join(
+            f"{k}: {serves[k]} / {waits[k]}" for k in shared[np.argsort(-serves[shared])]) or "none"))
+
+
+if __name__ == "__main__":
+    run_main(main)
