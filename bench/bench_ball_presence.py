@@ -20,15 +20,12 @@ from models.cli import run_main
 from models.neural_env import NeuralBreakoutEnv
 from models.world_model_evaluation import StepClock, emulator_rollouts, start_states
 
-LOST_Y = 180.0   # a ball last seen at or below this row fell past the paddle
-
-
 def last_exit(present: np.ndarray, rows: np.ndarray, t: int) -> str:
     """Why a ball absent at step ``t`` is absent: where it was last seen before, if ever."""
     seen = np.flatnonzero(present[:t])
     if seen.size == 0:
         return "never served"
-    return "fell past the paddle" if rows[seen[-1]] >= LOST_Y else "vanished in mid-field"
+    return "fell past the paddle" if rows[seen[-1]] >= objects.LOST_ROW else "vanished in mid-field"
 
 
 def missing_causes(real: np.ndarray, neural: np.ndarray) -> tuple[Counter, Counter, np.ndarray, np.ndarray]:

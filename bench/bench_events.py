@@ -3,10 +3,12 @@ one step at a time from the real frames with the code the encoder reads from the
 sorted by what the real game does in it:
 
 - serve: no ball in the context frames, a ball in the next frame (right: the model draws a ball);
-- ball lost: a ball in the last frame, none in the next (right: the model draws none);
+- ball lost: a ball in the last frame, near the paddle's rows, none in the next (right: the model
+  draws none);
 - life taken off: the lives digit changes (right: the model's digit equals the real one);
 - ball-less wait: no ball in the context or the next frame (right: the model draws none);
-- ball in play: every other step (right: the model draws a ball where the real game does).
+- ball in play: every other step (right: the model draws a ball where the real game does; a ball
+  that crosses the wall of bricks can go unseen there for a step, in the real frame or the model's).
 
 Uniform training draws the first three in about 4% of its windows (``train_latent_action.py
 --event_weight`` draws them more often); an open-loop game goes wrong after any of them.
@@ -33,6 +35,7 @@ BATCH = 64
 def step_kinds(frames: np.ndarray, context_frames: int) -> np.ndarray:
     """(T + 1 - C,) the kind (index into KINDS) of every step that predicts frame t >= C of a game."""
     on = objects.ball_present(frames)
+    low = objects.ball_position(frames)[:, 0] >= objects.LOST_ROW   # NaN (no ball) compares False
     lives = np.r_[False, objects.lives_digit_changed(frames)]
     kinds = []
     for t in range(context_frames, frames.shape[0]):
@@ -42,7 +45,7 @@ def step_kinds(frames: np.ndarray, context_frames: int) -> np.ndarray:
         elif not ball_in_context:
             kinds.append(0 if on[t] else 3)
         else:
-            kinds.append(1 if on[t - 1] and not on[t] else 4)
+            kinds.append(1 if low[t - 1] and not on[t] else 4)
     return np.array(kinds)
 
 

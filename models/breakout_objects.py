@@ -12,6 +12,7 @@ PADDLE_ROWS = (189, 193)      # the paddle is 4 rows tall
 BALL_ROWS = (32, 189)         # between the score area and the paddle
 BRICK_ROWS = (57, 93)         # six rows of bricks, each 6 pixels tall
 LIVES_BOX = (5, 15, 96, 116)  # rows and columns of the lives digit at the top (score left of it)
+LOST_ROW = 180.0              # a ball last seen at or below this row fell past the paddle
 BRICK_PIXELS = 6 * 8
 NUM_BRICKS = 6 * 18
 

@@ -10,7 +10,7 @@ import pytest
 
 from bench.bench_events import KINDS, judged_right, step_kinds
 from models.atari import make_rgb_env
-from models.breakout_objects import LIVES_BOX
+from models.breakout_objects import LIVES_BOX, LOST_ROW, ball_position, ball_present
 from models.episodes import list_episode_files
 from test_bench_held_out import tiny_checkpoint
 from test_train_latent_action import make_games
@@ -20,15 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def game() -> np.ndarray:
-    """Two ball-less frames, a serve, the ball moving, the ball gone, a wait, a life taken off."""
+    """Two ball-less frames, a serve, the ball near the paddle, the ball gone, a wait, a life taken off."""
     env = make_rgb_env("Breakout")
     first, _ = env.reset(seed=0)
-    served = [env.step(1)[0] for _ in range(2)]
+    played = [env.step(1)[0]]
+    while ball_present(played[-1]):   # the ball falls past the paddle, which stays put
+        played.append(env.step(0)[0])
     env.close()
+    served, low, gone = played[0], played[-2], played[-1]
+    assert ball_position(low)[0] >= LOST_ROW
     top, _, left, _ = LIVES_BOX
     other_digit = first.copy()
     other_digit[top + 2, left + 3] = 255 - other_digit[top + 2, left + 3]
-    return np.stack([first, first, served[0], served[1], first, first, other_digit])
+    return np.stack([first, first, served, low, gone, first, other_digit])
 
 
 def test_steps_are_sorted_by_what_the_real_game_does(game):
@@ -40,7 +44,7 @@ def test_a_frame_is_right_when_it_does_what_the_real_game_does(game):
     kinds = step_kinds(game, context_frames=2)
     real = game[2:]
     assert judged_right(kinds, real, real).all()
-    wrong = real[[2, 3, 1, 0, 4]]   # no serve, ball still there, kept, ball drawn, digit unchanged
+    wrong = real[[2, 3, 1, 0, 4]]   # no serve, no ball, ball kept, ball drawn, digit unchanged
     wrong[4] = game[0]
     assert judged_right(kinds, real, wrong).tolist() == [False, False, False, False, False]
 
