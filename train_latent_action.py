@@ -57,8 +57,9 @@ class TrainConfig:
     save_every: int = arg(500, "steps between writes of latest.pt")
     log_every: int = arg(25, "steps between rows of training metrics")
     num_val_windows: int = arg(256, "validation windows, spread over the validation games")
-    event_weight: float = arg(1.0, "draw windows whose next frame serves or loses the ball or changes the lives digit "
-                                   "this many times as often as the others (1: every window alike)")
+    event_weight: float = arg(1.0, "draw windows whose next frame shows the ball appear or vanish (a serve, a lost "
+                                   "ball, a step unseen among the bricks) or changes the lives digit this many times as "
+                                   "often as the others (1: every window alike)")
     memory_mb: float = arg(1024.0, "memory for training frames per process; more games rotate through it")
     split_seed: int = arg(0, "seed of the train/val/test split of the games (keep it fixed across stages)")
     seed: int = arg(0, "seed of the weights and the sampling")
@@ -73,8 +74,7 @@ class TrainConfig:
         if self.model not in MODEL_PRESETS:
             raise ValueError(f"--model must be one of {', '.join(MODEL_PRESETS)}, got {self.model!r}")
         check_positive(self, "iterations", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
-                       "num_val_windows", "memory_mb",
-                       "event_weight")
+                       "num_val_windows", "memory_mb", "event_weight")
         check_positive(self, "warmup_steps", "reset_every", "threads", allow_zero=True)
         check_train_batch(self.batch_size)
 
@@ -199,7 +199,7 @@ def main() -> None:
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; {proc.world_size} process(es) "
               f"on {proc.device}")
         if cfg.event_weight != 1.0:
-            print(f"{pool.event_share:.1%} of the windows in memory end in a serve, a lost ball or a life taken off; "
+            print(f"{pool.event_share:.1%} of the windows in memory show the ball appear or vanish or the lives digit change; "
                   f"they are drawn {cfg.event_weight:g} times as often")
 
     def save(path: Path, metrics: dict[str, float]) -> None:

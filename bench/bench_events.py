@@ -34,8 +34,8 @@ BATCH = 64
 
 def step_kinds(frames: np.ndarray, context_frames: int) -> np.ndarray:
     """(T + 1 - C,) the kind (index into KINDS) of every step that predicts frame t >= C of a game."""
-    on = objects.ball_present(frames)
-    low = objects.ball_position(frames)[:, 0] >= objects.LOST_ROW   # NaN (no ball) compares False
+    row = objects.ball_position(frames)[:, 0]   # NaN where no ball
+    on, low = ~np.isnan(row), row >= objects.LOST_ROW
     lives = np.r_[False, objects.lives_digit_changed(frames)]
     kinds = []
     for t in range(context_frames, frames.shape[0]):

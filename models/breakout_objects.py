@@ -90,8 +90,9 @@ def bricks_remaining(frames: np.ndarray) -> np.ndarray:
 
 
 def ball_or_lives_changes(frames: np.ndarray) -> np.ndarray:
-    """(T,) for frames (T, H, W, 3): True where the frame serves or loses the ball (it shows one and the
-    frame before does not, or the other way round) or changes the lives digit; frame 0 is False.
+    """(T,) for frames (T, H, W, 3): True where the ball appears or vanishes (it shows one and the
+    frame before does not, or the other way round: a serve, a lost ball, or a ball unseen for a step
+    among the bricks) or the lives digit changes; frame 0 is False.
     These are the rare steps that the training of the world model can draw more often."""
     frames = np.asarray(frames)
     present = ball_present(frames)

@@ -187,9 +187,9 @@ class FramePool:
     ``swap_every`` batches, replaces its oldest game with the next one (games cycle in a shuffled
     order), so a long run still sees every game while memory stays bounded.
 
-    With ``find_events`` and an ``event_weight`` above 1, windows that end in an event (in Breakout: a
-    ball served or lost, a life taken off) are drawn that many times as often as the others: rare
-    moments that decide how the game plays, and that uniform sampling shows the model too seldom."""
+    With ``find_events`` and an ``event_weight`` other than 1, windows that end in an event (in
+    Breakout: the ball appearing or vanishing, a life taken off) are drawn that many times as often as
+    the others; above 1, that shows the model more of the rare moments that decide how the game plays."""
 
     def __init__(self, files: Sequence[str | os.PathLike], indexer: PaletteIndexer, context_frames: int,
                  steps: int = 1, memory_mb: float = 1024.0, swap_every: int = 50,
