@@ -21,6 +21,7 @@ from collections import Counter
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from bench.start_args import held_out_games, held_out_parser, parse_checked
 from models import breakout_objects as objects
@@ -73,7 +74,7 @@ def event_figures(model: LatentActionModel, games: list) -> tuple[Counter, Count
     c = model.config.context_frames
     steps, right = Counter(), Counter()
     exact = total = 0
-    for path in games:
+    for path in tqdm(games, desc="games", unit="game", leave=False):
         frames = load_episode(path).frames
         kinds = step_kinds(frames, c)
         for start in range(0, kinds.size, BATCH):

@@ -59,6 +59,8 @@ class LatentActionConfig:
     dead_code_share: float = 0.05    # a code chosen less than this share of 1/num_codes is reset
     copy_last_frame: bool = True     # the decoder's output starts from the last context frame
     changed_pixel_weight: float = 5.0   # loss weight of pixels that differ from the last context frame
+    # Read the palette logits as if every pixel had weighed the same in the loss (see unweighted()).
+    undo_change_weight: bool = True
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "context_frames", "fold", "num_codes", "code_dim"):
@@ -418,7 +420,21 @@ class LatentActionModel(nn.Module):
 
         Temperature 0 takes the most likely colour of each pixel; above 0, samples from the softmax
         (palette models). An RGB model's output is snapped to the nearest palette colour."""
-        return self.prediction_indices(self.decode(context, codes), temperature, generator)
+        return self.prediction_indices(self.unweighted(self.decode(context, codes), context[:, -1]), temperature, generator)
+
+    def unweighted(self, prediction: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Palette logits (B, K, fold^2, h, w) with the loss's weight on changed pixels taken out,
+        given the last context frame's indices (B, H, W).
+
+        Weighing a change w times more in the cross-entropy teaches the decoder w times the odds of a
+        change: it draws one (a ball served from a code that serves only now and then) once it is
+        more than 1 / (1 + w) likely. Adding log w to the logit of the last frame's colour restores the
+        odds, so the most likely colour is drawn. RGB outputs and unweighted losses pass unchanged."""
+        cfg = self.config
+        if cfg.pixels != "palette" or not cfg.undo_change_weight or cfg.changed_pixel_weight == 1.0:
+            return prediction
+        unchanged = fold_frames(last[:, None], cfg) == self.decoder.colours   # (B, K, fold^2, h, w)
+        return prediction + math.log(cfg.changed_pixel_weight) * unchanged.float()
 
     def prediction_indices(self, prediction: torch.Tensor, temperature: float = 0.0,
                            generator: torch.Generator | None = None) -> torch.Tensor:
@@ -549,7 +565,7 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
         out = model(context, future[:, 0])
         loss_sum += out.recon_loss.item() * context.shape[0]
         codes.append(out.codes.cpu().numpy())
-        preds.append(model.prediction_rgb(out.prediction).cpu().numpy())
+        preds.append(model.prediction_rgb(model.unweighted(out.prediction, context[:, -1])).cpu().numpy())
         if future.shape[1] >= ROLLOUT_STEPS and start < rollout_windows:
             keep = min(context.shape[0], rollout_windows - start)
             context, future = context[:keep], future[:keep, :ROLLOUT_STEPS]

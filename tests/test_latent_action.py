@@ -122,6 +122,28 @@ def test_a_decoder_with_no_opinion_copies_the_last_frame():
     torch.testing.assert_close(pred, context[:, -1].long())
 
 
+@pytest.mark.parametrize("change_share, undo, drawn", [(0.3, False, True), (0.3, True, False), (0.8, True, True)])
+def test_decoding_undoes_the_weight_on_changed_pixels(change_share, undo, drawn):
+    """Logits fitted by the weighted loss to a pixel that changes in some of the steps from the same
+    frames: read as they are, they draw the change once it is more than 1 / (1 + 5) likely; read
+    unweighted, only when it is the more likely colour."""
+    model = tiny_model(undo_change_weight=undo)
+    last = torch.zeros(10, 210, 160, dtype=torch.long)
+    target = last.clone()
+    changed = round(10 * change_share)
+    target[:changed, 100, 80] = 1
+    folded_shape = fold_frames(last[:1, None], model.config).shape[2:]
+    logits = torch.zeros(1, len(PALETTE), *folded_shape, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=0.1)
+    for _ in range(300):
+        optimizer.zero_grad()
+        model.reconstruction_loss(logits.expand(10, -1, -1, -1, -1), last, target).backward()
+        optimizer.step()
+    drawn_frame = model.prediction_indices(model.unweighted(logits.detach(), last[:1]))
+    assert bool(drawn_frame[0, 100, 80] == 1) is drawn
+    assert int((drawn_frame != 0).sum()) == int(drawn)
+
+
 def test_sampling_gives_valid_indices_and_rollouts_chain():
     model = tiny_model().eval()
     context = frames(1, model.config.context_frames)
