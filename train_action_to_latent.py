@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from models import breakout_objects as objects
 from models.action_to_latent import (MAX_STATE_FRAMES, STAGE, ActionToLatentConfig, PairTensors, TrainSettings, action_only_ceiling,
-                                     concat_pairs, end_to_end, evaluate_mapper, labelled_subset, mapper_config, plot_confusion,
-                                     read_pairs, split_pairs, train_mapper, write_sweep)
+                                     concat_pairs, decoded_targets, end_to_end, evaluate_mapper, event_pairs, labelled_subset,
+                                     mapper_config, plot_confusion, read_pairs, split_pairs, train_mapper, write_sweep)
 from models.checkpoint import save_checkpoint
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.latent_action import load_latent_action_model
@@ -65,6 +66,9 @@ class TrainConfig:
                                     "with the unlabelled pairs, unless --no-unlabelled)")
     latent_checkpoint: str = arg("", "world model for the end-to-end check (default: the one the pairs came from; skipped if absent)")
     num_e2e: int = arg(1000, "validation steps of the end-to-end check (0: skip it)")
+    event_targets: bool = arg(False, "pairs where the ball appears or vanishes or the lives digit changes, and the "
+                                     "world model draws the encoder's code wrong, learn the code it draws closest "
+                                     "to the real frame (needs the pairs' world model)")
     game: str = arg("Breakout", "Atari game; pairs collected from another game are refused")
     seed: int = arg(0, "seed of the split, the subset and the training")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
@@ -154,21 +158,36 @@ def run_sweep(cfg: TrainConfig, pairs, split, device, prefix: Path) -> None:
     write_sweep(f"{prefix}_sweep.csv", f"{prefix}_sweep.png", rows)
 
 
-def maybe_end_to_end(cfg: TrainConfig, mapper, pairs, val_idx, device) -> dict[str, float]:
-    """The end-to-end check through the world model, when it is present (an explicit path must exist)."""
+def pairs_world_model(cfg: TrainConfig, pairs, device) -> tuple[Any, str]:
+    """The world model the pairs came from (or --latent_checkpoint) and its path; None when the
+    pairs' own is absent (an explicit path must exist)."""
     path = cfg.latent_checkpoint or pairs.metadata.get("latent_checkpoint", "")
-    if cfg.num_e2e == 0 or not path:
-        return {}
-    if not Path(path).is_file() and not cfg.latent_checkpoint:
-        tqdm.write(f"end-to-end check skipped: world model {path} not found (give --latent_checkpoint)")
-        return {}
+    if not path or (not Path(path).is_file() and not cfg.latent_checkpoint):
+        return None, path
     world = load_latent_action_model(path, device)
     if world.config.context_frames != pairs.metadata["context_frames"]:
         raise UserError(f"world model {path} takes {world.config.context_frames} context frames, but the pairs "
                         f"were collected with {pairs.metadata['context_frames']}")
+    return world, path
+
+
+def maybe_end_to_end(cfg: TrainConfig, world, mapper, pairs, val_idx) -> dict[str, float]:
+    """The end-to-end check through the world model, when it is present."""
+    if cfg.num_e2e == 0 or world is None:
+        return {}
     idx = np.sort(np.random.default_rng(cfg.seed).choice(val_idx, min(cfg.num_e2e, val_idx.size), replace=False))
     with tqdm(total=idx.size, desc="end to end", unit="step", dynamic_ncols=True, leave=False) as bar:
         return end_to_end(mapper, world, pairs, idx, progress=bar)
+
+
+def retarget_events(world, pairs) -> None:
+    """--event_targets: the pairs where the ball appears or vanishes or the lives digit changes get
+    codes the world model draws right (``decoded_targets``)."""
+    idx = event_pairs(pairs, objects.ball_or_lives_changes)
+    with tqdm(total=idx.size, desc="event targets", unit="pair", dynamic_ncols=True, leave=False) as bar:
+        pairs.codes, changed = decoded_targets(world, pairs, idx, progress=bar)
+    print(f"event targets: {idx.size} pairs show the ball appear or vanish or the lives digit change; "
+          f"{changed} of them now have a code the world model draws closer to the real frame")
 
 
 def main() -> None:
@@ -181,6 +200,14 @@ def main() -> None:
     if pairs.metadata.get("game", cfg.game) != cfg.game:
         raise UserError(f"{' '.join(cfg.pairs_path)} was collected from {pairs.metadata['game']}, not {cfg.game} "
                         "(see --game)")
+    world, world_path = pairs_world_model(cfg, pairs, device) if cfg.event_targets or cfg.num_e2e else (None, "")
+    if cfg.event_targets:
+        if world is None:
+            raise UserError(f"--event_targets needs the world model the pairs came from: {world_path or 'none named'} "
+                            "not found (give --latent_checkpoint)")
+        retarget_events(world, pairs)
+    elif world is None and cfg.num_e2e and world_path:
+        print(f"end-to-end check skipped: world model {world_path} not found (give --latent_checkpoint)")
     split = split_pairs(pairs.game_index, cfg.val_fraction, cfg.seed)
     wanted = max(1, round(cfg.labelled_fraction * split.train.size))
     train_idx = labelled_subset(split.train, min(wanted, cfg.max_pairs or wanted), cfg.seed)
@@ -201,7 +228,7 @@ def main() -> None:
     metrics["action_only_ceiling"] = action_only_ceiling(
         pairs.actions[train_idx], pairs.codes[train_idx], pairs.actions[split.val], pairs.codes[split.val],
         mcfg.num_actions, mcfg.num_codes)
-    metrics.update(maybe_end_to_end(cfg, result.mapper, pairs, split.val, device))
+    metrics.update(maybe_end_to_end(cfg, world, result.mapper, pairs, split.val))
     save_checkpoint(out, stage=STAGE, model=result.mapper, config=mcfg, step=result.best_step, metrics=metrics)
     if e2e := {k: v for k, v in metrics.items() if k.startswith("e2e_")}:
         log.log(cfg.num_steps + 1, e2e)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -281,6 +281,62 @@ class PairCollector:
                 "sources": self.sources, **metadata}
         return PairSet(frames=np.concatenate(self.frames), palette=np.asarray(cfg.palette, np.uint8),
                        metadata=meta, **cat)
+
+
+# ============================================================================ targets the world model draws right
+
+def event_pairs(pairs: PairSet, find_events: Callable[[np.ndarray], np.ndarray], chunk: int = 2048) -> np.ndarray:
+    """Indices of the pairs whose next frame is an event: ``find_events`` takes RGB frames (T, H, W, 3)
+    in order and flags (T,) those that change in a way the game rarely shows against the frame before
+    (for Breakout, the ball appearing or vanishing, or the lives digit changing)."""
+    flags = np.zeros(pairs.frames.shape[0], dtype=bool)
+    for start in range(0, flags.size, chunk):
+        lo = max(start - 1, 0)                                # one frame of overlap: each flag sees its predecessor
+        flags[start:start + chunk] = np.asarray(find_events(pairs.palette[pairs.frames[lo:start + chunk]]))[start - lo:]
+    return np.flatnonzero(flags[pairs.next_index])   # a game's first frame is no pair's next frame
+
+
+@torch.no_grad()
+def wrong_pixels(world_model: Any, context: torch.Tensor, truth: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """(B,) pixels of the frame decoded from ``codes`` (B, L) that differ from ``truth`` (B, H, W)."""
+    device = world_model.device
+    predicted = world_model.predict_next(context.to(device), codes.to(device)).cpu()
+    return (predicted != truth).flatten(1).sum(1)
+
+
+@torch.no_grad()
+def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, batch_size: int = 16,
+                    progress: Any = None) -> tuple[np.ndarray, int]:
+    """Codes for pairs ``idx`` that the world model draws right: where the frame decoded from the
+    encoder's code, from the pair's real context, is not the real next frame, the code whose frame
+    has the fewest wrong pixels, if it has fewer. Returns all pairs' codes and how many changed.
+
+    The encoder names a step by what it sees in the next frame, but one code often covers steps with
+    and without a rare event (a paddle slowing down, with a serve or without); decoded, such a code
+    draws whichever the world model finds more likely, so the map would learn a code that, pressed,
+    does not draw what the real game did. One latent per step only: every code is tried."""
+    if world_model.config.num_latents != 1:
+        raise UserError(f"targets the world model draws right need one latent per step; this world model has "
+                        f"{world_model.config.num_latents}")
+    codes = pairs.codes.copy()
+    changed = 0
+    all_codes = torch.arange(world_model.config.num_codes)[:, None]                   # (K, 1)
+    for start in range(0, idx.shape[0], batch_size):
+        b = idx[start:start + batch_size]
+        context = torch.from_numpy(pairs.frames[pairs.context_index[b]])              # (b, C, H, W)
+        truth = torch.from_numpy(pairs.frames[pairs.next_index[b]]).long()            # (b, H, W)
+        errors = wrong_pixels(world_model, context, truth, torch.from_numpy(codes[b]))
+        for i in torch.nonzero(errors).flatten().tolist():
+            k = all_codes.shape[0]
+            per_code = wrong_pixels(world_model, context[i:i + 1].expand(k, -1, -1, -1), truth[i:i + 1].expand(k, -1, -1),
+                                    all_codes)                                        # (K,)
+            best = int(per_code.argmin())
+            if per_code[best] < errors[i]:
+                codes[b[i]] = best
+                changed += 1
+        if progress is not None:
+            progress.update(len(b))
+    return codes, changed
 
 
 # ============================================================================ pair statistics

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairSet, PairTensors, TrainSettings,
-                                     action_history, concat_pairs, context_path_for, end_to_end, evaluate_mapper,
+                                     action_history, concat_pairs, context_path_for, decoded_targets, end_to_end,
+                                     evaluate_mapper, event_pairs,
                                      load_action_mapper, mapper_config, pool_frames, read_pairs, split_pairs,
                                      train_mapper, write_pairs)
 from models.checkpoint import CheckpointError, save_checkpoint
@@ -372,6 +374,40 @@ def test_end_to_end_compares_decoded_frames() -> None:
         end_to_end(wrong, world, pairs, idx)
 
 
+class CodeInCorner:
+    """A stand-in world model: the next frame is the last context frame with the code's value, capped
+    at colour 2, in the top-left pixel; codes above 2 draw it in the pixel beside as well."""
+    config = SimpleNamespace(num_codes=4, num_latents=1)
+    device = torch.device("cpu")
+
+    def predict_next(self, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        frame = context[:, -1].long().clone()
+        frame[:, 0, 0] = codes[:, 0].clamp(max=2)
+        frame[:, 0, 1] = torch.where(codes[:, 0] > 2, 2, frame[:, 0, 1])
+        return frame
+
+
+def test_event_pairs_and_their_targets_are_the_codes_the_world_model_draws_right() -> None:
+    pairs = synthetic_pairs(num_games=2, steps=10)
+    pairs.frames[:, 0, :2] = 0
+    pairs.codes[:] = 0
+    pairs.frames[5, 0, 0] = 2                 # game 0: the pair into frame 5 is an event the code 0 draws wrong
+    pairs.frames[11 + 3, 0, 0] = 1            # game 1 (frames 11-21): into frame 3, an event
+    pairs.frames[11 + 3, 0, 1] = 2            # that no code draws exactly; code 3 draws 1 pixel wrong, code 1 too
+    pairs.frames[11, 0, 0] = 1                # game 1's first frame differs from game 0's last: no pair's event
+    flag_corner = lambda rgb: np.concatenate([[False], (rgb[1:, 0, 0] != rgb[:-1, 0, 0]).any(-1)])  # noqa: E731
+    events = event_pairs(pairs, flag_corner, chunk=4)
+    # Frames 5 and 6 (game 0) and 12, 14 and 15 (game 1) differ from the frame before in the corner.
+    assert sorted(pairs.next_index[events].tolist()) == [5, 6, 12, 14, 15]
+    codes, changed = decoded_targets(CodeInCorner(), pairs, events, batch_size=3)
+    by_next = {int(pairs.next_index[i]): int(codes[i, 0]) for i in events}
+    assert by_next == {5: 2, 6: 0, 12: 0, 14: 1, 15: 0} and changed == 2
+    untouched = np.setdiff1d(np.arange(len(pairs)), events)
+    assert (codes[untouched] == pairs.codes[untouched]).all() and (pairs.codes == 0).all()
+    with pytest.raises(UserError, match="one latent per step"):
+        decoded_targets(SimpleNamespace(config=SimpleNamespace(num_latents=2)), pairs, events)
+
+
 # ----------------------------------------------------------------------------- the script
 
 def test_train_script_end_to_end(tmp_path: Path, script) -> None:
@@ -404,6 +440,25 @@ def test_train_script_end_to_end(tmp_path: Path, script) -> None:
 def test_train_script_refuses_bad_input(tmp_path: Path, script) -> None:
     proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "none.json"), check=False)
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+    pairs = synthetic_pairs(num_games=2, steps=10)
+    pairs.metadata["latent_checkpoint"] = str(tmp_path / "gone.pt")
+    write_pairs(tmp_path / "pairs.json", pairs)
+    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--event_targets", check=False)
+    assert proc.returncode == 1 and "--event_targets needs the world model" in proc.stderr
+
+
+def test_train_script_retargets_events_with_the_pairs_world_model(tmp_path: Path, script) -> None:
+    """Screen-sized frames (Breakout's ball and lives are looked for where the game draws them), no ball."""
+    pairs = synthetic_pairs(num_games=3, steps=10)
+    pairs.frames = np.pad(pairs.frames, ((0, 0), (0, 210 - H), (0, 160 - W)))
+    torch.manual_seed(0)
+    world = LatentActionModel(model_config("tiny", PALETTE))
+    save_checkpoint(tmp_path / "wm.pt", stage="latent_action", model=world, config=world.config, step=0)
+    pairs.metadata.update(latent_checkpoint=str(tmp_path / "wm.pt"), num_codes=world.config.num_codes)
+    write_pairs(tmp_path / "pairs.json", pairs)
+    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--event_targets",
+                  "--output_path", str(tmp_path / "m.pt"), "--num_steps", "5", "--num_e2e", "0", "--threads", "1")
+    assert "event targets: 0 pairs show the ball appear or vanish" in proc.stdout
 
 
 
