@@ -185,9 +185,9 @@ def retarget_events(world, pairs) -> None:
     codes the world model draws right (``decoded_targets``)."""
     idx = event_pairs(pairs, objects.ball_or_lives_changes)
     with tqdm(total=idx.size, desc="event targets", unit="pair", dynamic_ncols=True, leave=False) as bar:
-        pairs.codes, changed = decoded_targets(world, pairs, idx, progress=bar)
-    print(f"event targets: {idx.size} pairs show the ball appear or vanish or the lives digit change; "
-          f"{changed} of them now have a code the world model draws closer to the real frame")
+        pairs.codes, changed = decoded_targets(world, pairs, idx, objects.ball_or_lives_changes, progress=bar)
+    print(f"event targets: {idx.size} pairs show the ball appear or vanish or the lives digit change; for "
+          f"{changed} of them the world model drew the encoder's code wrong there and another code closer")
 
 
 def main() -> None:

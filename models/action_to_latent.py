@@ -297,19 +297,26 @@ def event_pairs(pairs: PairSet, find_events: Callable[[np.ndarray], np.ndarray],
 
 
 @torch.no_grad()
-def wrong_pixels(world_model: Any, context: torch.Tensor, truth: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """(B,) pixels of the frame decoded from ``codes`` (B, L) that differ from ``truth`` (B, H, W)."""
+def decoded_frames(world_model: Any, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) palette indices the world model draws from ``context`` (B, C, H, W) and ``codes`` (B, L)."""
     device = world_model.device
-    predicted = world_model.predict_next(context.to(device), codes.to(device)).cpu()
-    return (predicted != truth).flatten(1).sum(1)
+    return world_model.predict_next(context.to(device), codes.to(device)).cpu()
+
+
+def shows_event(find_events: Callable[[np.ndarray], np.ndarray], palette: np.ndarray, last: torch.Tensor,
+                following: torch.Tensor) -> np.ndarray:
+    """(B,) whether each step from ``last`` to ``following`` (B, H, W palette indices) is an event."""
+    return np.array([bool(find_events(palette[np.stack([a, b])])[1]) for a, b in zip(last.numpy(), following.numpy())])
 
 
 @torch.no_grad()
-def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, batch_size: int = 16,
-                    progress: Any = None) -> tuple[np.ndarray, int]:
-    """Codes for pairs ``idx`` that the world model draws right: where the frame decoded from the
-    encoder's code, from the pair's real context, is not the real next frame, the code whose frame
-    has the fewest wrong pixels, if it has fewer. Returns all pairs' codes and how many changed.
+def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, find_events: Callable[[np.ndarray], np.ndarray],
+                    batch_size: int = 16, progress: Any = None) -> tuple[np.ndarray, int]:
+    """Codes for the event pairs ``idx`` that the world model draws right: where the frame decoded
+    from the encoder's code, from the pair's real context, misses the real step's event or shows one
+    it lacks (``find_events``, as in ``event_pairs``), every code is decoded and the one whose frame
+    has the fewest pixels unlike the real next frame replaces it, if it has fewer. Returns all pairs'
+    codes and how many changed.
 
     The encoder names a step by what it sees in the next frame, but one code often covers steps with
     and without a rare event (a paddle slowing down, with a serve or without); decoded, such a code
@@ -325,13 +332,15 @@ def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, batch_siz
         b = idx[start:start + batch_size]
         context = torch.from_numpy(pairs.frames[pairs.context_index[b]])              # (b, C, H, W)
         truth = torch.from_numpy(pairs.frames[pairs.next_index[b]]).long()            # (b, H, W)
-        errors = wrong_pixels(world_model, context, truth, torch.from_numpy(codes[b]))
-        for i in torch.nonzero(errors).flatten().tolist():
+        drawn = decoded_frames(world_model, context, torch.from_numpy(codes[b]))
+        last = context[:, -1].long()
+        missed = shows_event(find_events, pairs.palette, last, drawn) != shows_event(find_events, pairs.palette, last, truth)
+        for i in np.flatnonzero(missed).tolist():
             k = all_codes.shape[0]
-            per_code = wrong_pixels(world_model, context[i:i + 1].expand(k, -1, -1, -1), truth[i:i + 1].expand(k, -1, -1),
-                                    all_codes)                                        # (K,)
-            best = int(per_code.argmin())
-            if per_code[best] < errors[i]:
+            wrong = (decoded_frames(world_model, context[i:i + 1].expand(k, -1, -1, -1), all_codes)
+                     != truth[i]).flatten(1).sum(1)                                   # (K,)
+            best = int(wrong.argmin())
+            if wrong[best] < int((drawn[i] != truth[i]).sum()):
                 codes[b[i]] = best
                 changed += 1
         if progress is not None:

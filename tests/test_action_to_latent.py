@@ -391,21 +391,20 @@ def test_event_pairs_and_their_targets_are_the_codes_the_world_model_draws_right
     pairs = synthetic_pairs(num_games=2, steps=10)
     pairs.frames[:, 0, :2] = 0
     pairs.codes[:] = 0
-    pairs.frames[5, 0, 0] = 2                 # game 0: the pair into frame 5 is an event the code 0 draws wrong
-    pairs.frames[11 + 3, 0, 0] = 1            # game 1 (frames 11-21): into frame 3, an event
-    pairs.frames[11 + 3, 0, 1] = 2            # that no code draws exactly; code 3 draws 1 pixel wrong, code 1 too
+    pairs.frames[5, 0, 0] = 2                 # game 0: into frame 5, an event that code 0 does not draw
     pairs.frames[11, 0, 0] = 1                # game 1's first frame differs from game 0's last: no pair's event
+    pairs.frames[11 + 3, 0, :2] = 2           # game 1: into frame 14, an event that its code 2 draws, one pixel
+    pairs.codes[pairs.next_index == 14] = 2   # wrong beside it (code 3 would draw both)
     flag_corner = lambda rgb: np.concatenate([[False], (rgb[1:, 0, 0] != rgb[:-1, 0, 0]).any(-1)])  # noqa: E731
     events = event_pairs(pairs, flag_corner, chunk=4)
-    # Frames 5 and 6 (game 0) and 12, 14 and 15 (game 1) differ from the frame before in the corner.
     assert sorted(pairs.next_index[events].tolist()) == [5, 6, 12, 14, 15]
-    codes, changed = decoded_targets(CodeInCorner(), pairs, events, batch_size=3)
+    codes, changed = decoded_targets(CodeInCorner(), pairs, events, flag_corner, batch_size=3)
     by_next = {int(pairs.next_index[i]): int(codes[i, 0]) for i in events}
-    assert by_next == {5: 2, 6: 0, 12: 0, 14: 1, 15: 0} and changed == 2
+    assert by_next == {5: 2, 6: 0, 12: 0, 14: 2, 15: 0} and changed == 1
     untouched = np.setdiff1d(np.arange(len(pairs)), events)
-    assert (codes[untouched] == pairs.codes[untouched]).all() and (pairs.codes == 0).all()
+    assert (codes[untouched] == pairs.codes[untouched]).all() and pairs.codes[events[0], 0] == 0
     with pytest.raises(UserError, match="one latent per step"):
-        decoded_targets(SimpleNamespace(config=SimpleNamespace(num_latents=2)), pairs, events)
+        decoded_targets(SimpleNamespace(config=SimpleNamespace(num_latents=2)), pairs, events, flag_corner)
 
 
 # ----------------------------------------------------------------------------- the script
