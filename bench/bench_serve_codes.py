@@ -13,22 +13,13 @@ import numpy as np
 
 from bench.start_args import first_paragraph
 from models import breakout_objects as objects
-from models.action_to_latent import PairSet, read_pairs
+from models.action_to_latent import PairSet, flags_per_frame, read_pairs
 from models.cli import run_main
-
-CHUNK = 2048   # frames turned back into RGB at a time
-
-
-def frames_with_ball(pairs: PairSet) -> np.ndarray:
-    """(F,) whether each stored frame of ``pairs`` shows a ball."""
-    return np.concatenate([objects.ball_present(pairs.palette[pairs.frames[i:i + CHUNK]])
-                           for i in range(0, pairs.frames.shape[0], CHUNK)])
-
 
 def serve_and_wait_counts(pairs: PairSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The latent actions (M, L) given to pairs from ball-less context frames, each distinct one once,
     and for each (M,) how many of those pairs serve (the next frame shows a ball) and how many wait."""
-    ball = frames_with_ball(pairs)
+    ball = flags_per_frame(pairs, objects.ball_present)
     ballless = ~ball[pairs.context_index].any(axis=1)
     served = ball[pairs.next_index][ballless]
     latents, which = np.unique(pairs.codes[ballless].reshape(-1, pairs.num_latents), axis=0, return_inverse=True)
@@ -52,6 +43,7 @@ def main() -> None:
         print("  latent actions of both (serves / waits): " + (", ".join(
             f"{'-'.join(map(str, latents[k]))}: {serves[k]} / {waits[k]}" for k in shared[np.argsort(-serves[shared])])
             or "none"))
+
 
 if __name__ == "__main__":
     run_main(main)

@@ -285,18 +285,26 @@ class PairCollector:
 
 # ============================================================================ targets the world model draws right
 
-def event_pairs(pairs: PairSet, find_events: Callable[[np.ndarray], np.ndarray], chunk: int = 2048) -> np.ndarray:
+def flags_per_frame(pairs: PairSet, flag: Callable[[np.ndarray], np.ndarray], overlap: int = 0,
+                    chunk: int = 2048) -> np.ndarray:
+    """(F,) bool: ``flag`` (RGB frames (T, H, W, 3) -> (T,)) over every stored frame of ``pairs``, a
+    chunk at a time; the ``overlap`` frames before each chunk go in with it, for flags that compare a
+    frame with the ones before."""
+    flags = np.zeros(pairs.frames.shape[0], dtype=bool)
+    for start in range(0, flags.size, chunk):
+        lo = max(start - overlap, 0)
+        flags[start:start + chunk] = np.asarray(flag(pairs.palette[pairs.frames[lo:start + chunk]]))[start - lo:]
+    return flags
+
+
+def event_pairs(pairs: PairSet, find_events: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Indices of the pairs whose next frame is an event: ``find_events`` takes RGB frames (T, H, W, 3)
     in order and flags (T,) those that change in a way the game rarely shows against the frame before
     (for Breakout, the ball appearing or vanishing, or the lives digit changing)."""
-    flags = np.zeros(pairs.frames.shape[0], dtype=bool)
-    for start in range(0, flags.size, chunk):
-        lo = max(start - 1, 0)                                # one frame of overlap: each flag sees its predecessor
-        flags[start:start + chunk] = np.asarray(find_events(pairs.palette[pairs.frames[lo:start + chunk]]))[start - lo:]
-    return np.flatnonzero(flags[pairs.next_index])   # a game's first frame is no pair's next frame
+    events = flags_per_frame(pairs, find_events, overlap=1)
+    return np.flatnonzero(events[pairs.next_index])   # a game's first frame is no pair's next frame
 
 
-@torch.no_grad()
 def decoded_frames(world_model: Any, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """(B, H, W) palette indices the world model draws from ``context`` (B, C, H, W) and ``codes`` (B, L)."""
     device = world_model.device
@@ -312,11 +320,10 @@ def shows_event(find_events: Callable[[np.ndarray], np.ndarray], palette: np.nda
 @torch.no_grad()
 def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, find_events: Callable[[np.ndarray], np.ndarray],
                     batch_size: int = 16, progress: Any = None) -> tuple[np.ndarray, int]:
-    """Codes for the event pairs ``idx`` that the world model draws right: where the frame decoded
-    from the encoder's code, from the pair's real context, misses the real step's event or shows one
-    it lacks (``find_events``, as in ``event_pairs``), every code is decoded and the one whose frame
-    has the fewest pixels unlike the real next frame replaces it, if it has fewer. Returns all pairs'
-    codes and how many changed.
+    """Codes for the event pairs ``idx`` (``event_pairs``) that the world model draws right: where the
+    frame decoded from the encoder's code, from the pair's real context, shows no event
+    (``find_events``), every code is decoded and the one whose frame has the fewest pixels unlike the
+    real next frame replaces it, if it has fewer. Returns all pairs' codes and how many changed.
 
     The encoder names a step by what it sees in the next frame, but one code often covers steps with
     and without a rare event (a paddle slowing down, with a serve or without); decoded, such a code
@@ -334,7 +341,7 @@ def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, find_even
         truth = torch.from_numpy(pairs.frames[pairs.next_index[b]]).long()            # (b, H, W)
         drawn = decoded_frames(world_model, context, torch.from_numpy(codes[b]))
         last = context[:, -1].long()
-        missed = shows_event(find_events, pairs.palette, last, drawn) != shows_event(find_events, pairs.palette, last, truth)
+        missed = ~shows_event(find_events, pairs.palette, last, drawn)
         for i in np.flatnonzero(missed).tolist():
             k = all_codes.shape[0]
             wrong = (decoded_frames(world_model, context[i:i + 1].expand(k, -1, -1, -1), all_codes)

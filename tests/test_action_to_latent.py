@@ -13,7 +13,7 @@ import torch
 
 from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairSet, PairTensors, TrainSettings,
                                      action_history, concat_pairs, context_path_for, decoded_targets, end_to_end,
-                                     evaluate_mapper, event_pairs,
+                                     evaluate_mapper, event_pairs, flags_per_frame,
                                      load_action_mapper, mapper_config, pool_frames, read_pairs, split_pairs,
                                      train_mapper, write_pairs)
 from models.checkpoint import CheckpointError, save_checkpoint
@@ -396,7 +396,9 @@ def test_event_pairs_and_their_targets_are_the_codes_the_world_model_draws_right
     pairs.frames[11 + 3, 0, :2] = 2           # game 1: into frame 14, an event that its code 2 draws, one pixel
     pairs.codes[pairs.next_index == 14] = 2   # wrong beside it (code 3 would draw both)
     flag_corner = lambda rgb: np.concatenate([[False], (rgb[1:, 0, 0] != rgb[:-1, 0, 0]).any(-1)])  # noqa: E731
-    events = event_pairs(pairs, flag_corner, chunk=4)
+    events = event_pairs(pairs, flag_corner)
+    whole = flags_per_frame(pairs, flag_corner, overlap=1, chunk=len(pairs.frames))
+    assert (flags_per_frame(pairs, flag_corner, overlap=1, chunk=4) == whole).all()   # chunks see their predecessor
     assert sorted(pairs.next_index[events].tolist()) == [5, 6, 12, 14, 15]
     codes, changed = decoded_targets(CodeInCorner(), pairs, events, flag_corner, batch_size=3)
     by_next = {int(pairs.next_index[i]): int(codes[i, 0]) for i in events}
