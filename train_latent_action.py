@@ -68,6 +68,8 @@ class TrainConfig:
     resume: bool = arg(False, "continue from latest.pt in --checkpoint_dir")
     init_from: str = arg("", "start a fresh run (new optimizer, step 0) from this checkpoint's weights; a larger "
                              "--num_codes grows its codebook (ignored with --resume)")
+    decoder_only: bool = arg(False, "train the world model alone: the encoder and codebook keep the weights of "
+                                    "--init_from, so stage 4's pairs and map keep their meaning (no code resets)")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
@@ -77,6 +79,8 @@ class TrainConfig:
                        "num_val_windows", "memory_mb", "event_weight")
         check_positive(self, "warmup_steps", "reset_every", "threads", allow_zero=True)
         check_train_batch(self.batch_size)
+        if self.decoder_only and not (self.init_from or self.resume):
+            raise ValueError("--decoder_only trains the decoder of a trained model: give --init_from")
 
 
 PRESETS = {
@@ -167,6 +171,10 @@ def main() -> None:
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     if resumed:
         model_cfg, initial = stored_model_config(cfg, resumed, latest), None
+        decoder_only = resumed.get("run_config", {}).get("decoder_only", False)
+        if decoder_only != cfg.decoder_only:
+            raise CheckpointError(f"checkpoint {latest} was trained {'with' if decoder_only else 'without'} "
+                                  "--decoder_only; resume it the same way")
     else:
         model_cfg, initial = initial_model(cfg, split.train)
     step = resumed["step"] if resumed else 0
@@ -175,7 +183,9 @@ def main() -> None:
     model = LatentActionModel(model_cfg).to(proc.device)
     if initial is not None:
         load_state(model, initial, cfg.init_from)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    if cfg.decoder_only:
+        model.freeze_latent_actions()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     best_val = math.inf
     if resumed:
@@ -225,7 +235,7 @@ def main() -> None:
         batch = pool.sample(cfg.batch_size)
         context = torch.from_numpy(batch.context).to(proc.device)    # (B, C, H, W) palette indices
         target = torch.from_numpy(batch.future[:, 0]).to(proc.device)  # (B, H, W)
-        reset = cfg.reset_every > 0 and (step + 1) % cfg.reset_every == 0
+        reset = cfg.reset_every > 0 and (step + 1) % cfg.reset_every == 0 and not cfg.decoder_only
         loss, train_metrics = train_step(net, optimizer, context, target, reset_codes=reset, generator=reset_generator)
         scheduler.step()
         step += 1

@@ -374,6 +374,24 @@ class LatentActionModel(nn.Module):
         self.quantizer = VectorQuantizer(cfg.num_codes, cfg.code_dim, cfg.commitment_weight)
         self.decoder = WorldModel(cfg)
         self.register_buffer("palette", torch.tensor(cfg.palette, dtype=torch.uint8), persistent=False)
+        self.latents_frozen = False
+
+    def freeze_latent_actions(self) -> None:
+        """Keep the encoder and codebook as they are and leave only the decoder to train, so the codes
+        stage 4 already collected keep their meaning. Both stay in eval mode from now on: in training
+        mode the encoder's batch norm would read codes from batch statistics and the quantizer would
+        count their use."""
+        self.latents_frozen = True
+        self.encoder.requires_grad_(False)
+        self.quantizer.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> LatentActionModel:
+        super().train(mode)
+        if self.latents_frozen:
+            self.encoder.eval()
+            self.quantizer.eval()
+        return self
 
     @property
     def device(self) -> torch.device:

@@ -166,6 +166,29 @@ def test_loss_falls_on_a_tiny_batch():
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_frozen_latent_actions_leave_the_codes_and_train_the_decoder():
+    model = tiny_model()
+    context = frames(4, model.config.context_frames)
+    nxt = context[:, -1].clone()
+    nxt[:, 100:104, 50:52] = 1
+    model.eval()
+    codes = model.encode_latents(context, nxt)
+    model.freeze_latent_actions()
+    model.train()
+    assert model.decoder.training and not model.encoder.training and not model.quantizer.training
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("decoder.")}
+    decoder = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(3):
+        train_step(model, optimizer, context, nxt)
+    for key, value in model.state_dict().items():   # weights, batch-norm statistics and code usage
+        if key in frozen:
+            torch.testing.assert_close(value, frozen[key], rtol=0, atol=0, msg=key)
+    assert any(not torch.equal(v, decoder[k]) for k, v in model.decoder.state_dict().items())
+    model.eval()
+    assert torch.equal(model.encode_latents(context, nxt), codes)
+
+
 def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     model = tiny_model()
     path = tmp_path / "best.pt"

@@ -194,11 +194,31 @@ def test_a_run_started_from_another_runs_weights_can_grow_its_codebook(games, tm
     assert shrunk.returncode == 1 and "can grow, not shrink" in shrunk.stderr and "Traceback" not in shrunk.stderr
 
 
+def test_a_decoder_only_run_keeps_the_encoder_and_codebook(games, tmp_path):
+    import torch
+    source = tmp_path / "source"
+    first = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(source), "--device", "cpu")
+    assert first.returncode == 0, first.stderr[-2000:]
+    out = tmp_path / "decoder"
+    tuned = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out), "--device", "cpu",
+                       "--init_from", str(source / "latest.pt"), "--decoder_only", "--iterations", "4")
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    before, after = (torch.load(p, weights_only=True)["model"] for p in (source / "latest.pt", out / "latest.pt"))
+    kept = [k for k in before if not k.startswith("decoder.")]
+    assert kept and all(torch.equal(before[k], after[k]) for k in kept)
+    assert not torch.equal(before["decoder.head.weight"], after["decoder.head.weight"])
+    mixed = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out), "--device", "cpu",
+                       "--resume", "--iterations", "6")
+    assert mixed.returncode == 1 and "trained with --decoder_only" in mixed.stderr and "Traceback" not in mixed.stderr
+
+
 def test_bad_input_gets_one_clear_line(games, tmp_path):
     missing = run_script("--preset", "tiny", "--data_dir", str(tmp_path / "nowhere"), "--checkpoint_dir", str(tmp_path))
     assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     not_started = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path), "--resume")
     assert not_started.returncode == 1 and "latest.pt does not exist" in not_started.stderr
+    untrained = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path), "--decoder_only")
+    assert untrained.returncode == 2 and "give --init_from" in untrained.stderr and "Traceback" not in untrained.stderr
 
 
 def test_two_torchrun_processes_train_and_one_writes_checkpoints(games, tmp_path):
