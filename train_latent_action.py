@@ -153,11 +153,12 @@ def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool 
 
 
 def initial_model(cfg: TrainConfig, train_files: list[Path]) -> tuple[LatentActionConfig, dict | None]:
-    """A fresh run's model config, and the weights to start from (None: random)."""
+    """A fresh run's model config, and the weights to start from (None: random). A decoder-only run
+    may not grow the codebook: the frozen encoder would pick the new, untrained codes."""
     if not cfg.init_from:
         return build_model_config(cfg, train_files), None
     payload = load_checkpoint(cfg.init_from, stage=STAGE)
-    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=True)
+    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=not cfg.decoder_only)
     return model_cfg, grow_codebook(payload["model"], model_cfg.num_codes)
 
 

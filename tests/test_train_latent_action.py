@@ -210,6 +210,9 @@ def test_a_decoder_only_run_keeps_the_encoder_and_codebook(games, tmp_path):
     mixed = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out), "--device", "cpu",
                        "--resume", "--iterations", "6")
     assert mixed.returncode == 1 and "trained with --decoder_only" in mixed.stderr and "Traceback" not in mixed.stderr
+    grown = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path / "grown"),
+                       "--device", "cpu", "--init_from", str(source / "latest.pt"), "--decoder_only", "--num_codes", "11")
+    assert grown.returncode == 1 and "different model" in grown.stderr and "Traceback" not in grown.stderr
 
 
 def test_bad_input_gets_one_clear_line(games, tmp_path):
