@@ -305,6 +305,7 @@ def event_pairs(pairs: PairSet, find_events: Callable[[np.ndarray], np.ndarray])
     return np.flatnonzero(events[pairs.next_index])   # a game's first frame is no pair's next frame
 
 
+@torch.no_grad()
 def decoded_frames(world_model: Any, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """(B, H, W) palette indices the world model draws from ``context`` (B, C, H, W) and ``codes`` (B, L)."""
     device = world_model.device
@@ -451,7 +452,7 @@ class ActionToLatentConfig:
     num_codes: int = 16              # the world model's codebook size
     context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
     state_frames: int = 4            # the last frames the state net looks at (more than context_frames: the env keeps them)
-    action_history: int = 2          # earlier actions the state net also sees (see the module doc)
+    action_history: int = 8          # earlier actions the state net also sees (see the module doc)
     marginal: bool = False           # action_state: an extra output for an unknown action, learnt from unlabelled pairs
     height: int = 210
     width: int = 160

@@ -75,7 +75,7 @@ def train_on(pairs: PairSet, variant: str, steps: int = 300, action_history: int
 @pytest.mark.parametrize("variant", ["action", "action_state"])
 def test_output_shapes_of_both_variants(variant: str) -> None:
     cfg = ActionToLatentConfig(variant=variant, num_actions=4, num_latents=3, num_codes=7, context_frames=4,
-                               state_frames=2, state_channels=[4, 8], hidden=16)
+                               state_frames=2, state_channels=[4, 8], hidden=16, action_history=2)
     mapper = ActionToLatent(cfg).eval()
     actions = torch.tensor([0, 1, 2, 3, 3])
     context = torch.randint(0, 256, (5, 4, 210, 160, 3), dtype=torch.uint8)
@@ -100,7 +100,8 @@ def test_temperature_zero_is_argmax_and_sampling_is_seeded() -> None:
 
 
 def test_bad_inputs_to_the_map_are_refused() -> None:
-    mapper = ActionToLatent(ActionToLatentConfig(context_frames=2, state_frames=2, state_channels=[4], hidden=8)).eval()
+    mapper = ActionToLatent(ActionToLatentConfig(context_frames=2, state_frames=2, state_channels=[4], hidden=8,
+                                             action_history=2)).eval()
     with pytest.raises(ValueError, match="needs the context frames"):
         mapper.sample_codes(torch.tensor([0]))
     with pytest.raises(ValueError, match="context must be uint8 RGB"):
@@ -232,7 +233,7 @@ def test_training_never_reads_the_actions_of_unlabelled_pairs() -> None:
 
 def test_a_marginal_map_offsets_every_action_from_the_unknown_one() -> None:
     cfg = ActionToLatentConfig(context_frames=2, state_frames=2, state_channels=[4], hidden=8, num_codes=5,
-                               marginal=True)
+                               marginal=True, action_history=2)
     mapper = ActionToLatent(cfg).eval()
     pooled = mapper.state_from_context(torch.randint(0, 256, (3, 2, 210, 160, 3), dtype=torch.uint8))
     unknown = torch.full((3,), mapper.unknown_action)
