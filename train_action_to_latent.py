@@ -24,9 +24,10 @@ import torch
 from tqdm import tqdm
 
 from models import breakout_objects as objects
-from models.action_to_latent import (MAX_STATE_FRAMES, STAGE, ActionToLatentConfig, PairTensors, TrainSettings, action_only_ceiling,
-                                     concat_pairs, decoded_targets, end_to_end, evaluate_mapper, event_pairs, labelled_subset,
-                                     mapper_config, plot_confusion, read_pairs, split_pairs, train_mapper, write_sweep)
+from models.action_to_latent import (MAX_STATE_FRAMES, STAGE, ActionToLatentConfig, PairTensors, TrainSettings,
+                                     action_only_ceiling, concat_pairs, decoded_targets, end_to_end, end_to_end_steps,
+                                     evaluate_mapper, event_pairs, labelled_subset, mapper_config, plot_confusion,
+                                     read_pairs, split_pairs, train_mapper, write_sweep)
 from models.checkpoint import save_checkpoint
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.latent_action import load_latent_action_model
@@ -175,7 +176,7 @@ def maybe_end_to_end(cfg: TrainConfig, world, mapper, pairs, val_idx) -> dict[st
     """The end-to-end check through the world model, when it is present."""
     if cfg.num_e2e == 0 or world is None:
         return {}
-    idx = np.sort(np.random.default_rng(cfg.seed).choice(val_idx, min(cfg.num_e2e, val_idx.size), replace=False))
+    idx = end_to_end_steps(val_idx, cfg.num_e2e, cfg.seed)
     with tqdm(total=idx.size, desc="end to end", unit="step", dynamic_ncols=True, leave=False) as bar:
         return end_to_end(mapper, world, pairs, idx, progress=bar)
 

@@ -951,6 +951,12 @@ def write_sweep(csv_path: str | os.PathLike, png_path: str | os.PathLike, rows: 
 
 # ============================================================================ end to end through the world model
 
+def end_to_end_steps(val_idx: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """The validation pairs the end-to-end check runs on: ``count`` of ``val_idx`` (all, if fewer) drawn
+    with ``seed``, in order; the same ones for every map and world model given the same pairs."""
+    return np.sort(np.random.default_rng(seed).choice(val_idx, min(count, val_idx.size), replace=False))
+
+
 @torch.no_grad()
 def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np.ndarray, batch_size: int = 16,
                progress: Any = None) -> dict[str, float]:

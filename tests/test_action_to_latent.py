@@ -437,6 +437,15 @@ def test_train_script_end_to_end(tmp_path: Path, script) -> None:
                                                           ["action_state", "50", "0"], ["action_state", "240", "0"],
                                                           ["action_state+unlabelled", "50", "190"]]
     assert "accuracy=" in proc.stdout
+    bench = script("-m", "bench.bench_end_to_end", str(tmp_path / "wm.pt"), "--pairs_path", str(tmp_path / "pairs.json"),
+                   "--map", str(out), "--steps", "20", "--threads", "1")
+    m = payload["metrics"]   # the bench checks the training's pairs and gets the training's figures
+    assert (f"wm.pt: same frame from the mapped and the encoder's code {m['e2e_same_frame']:.1%}, same code "
+            f"{m['e2e_same_code']:.1%}; real next frame drawn exactly from the encoder's code "
+            f"{m['e2e_exact_encoder']:.1%}, from the mapped {m['e2e_exact_mapped']:.1%}") in bench.stdout
+    bad = script("-m", "bench.bench_end_to_end", "--pairs_path", str(tmp_path / "pairs.json"), "--val_fraction", "1",
+                 check=False)
+    assert bad.returncode == 1 and "--val_fraction must lie in (0, 1)" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_train_script_refuses_bad_input(tmp_path: Path, script) -> None:
