@@ -15,7 +15,8 @@ import time
 from tqdm import tqdm
 
 from bench.start_args import first_paragraph, parse_checked
-from models.action_to_latent import concat_pairs, end_to_end, end_to_end_steps, load_action_mapper, read_pairs, split_pairs
+from models.action_to_latent import (check_latent_shape, concat_pairs, end_to_end, end_to_end_steps, load_action_mapper,
+                                     read_pairs, split_pairs)
 from models.cli import UserError, run_main
 from models.latent_action import load_latent_action_model
 
@@ -41,10 +42,11 @@ def main() -> None:
     args = parse_args()
     pairs = concat_pairs([read_pairs(path) for path in args.pairs_path], args.pairs_path)
     steps = end_to_end_steps(split_pairs(pairs.game_index, args.val_fraction, args.seed).val, args.steps, args.seed)
+    mapper = load_action_mapper(args.map)
     print(f"{steps.size} validation pairs of {' '.join(args.pairs_path)}; map {args.map}")
     for path in args.world_models:
         world = load_latent_action_model(path)
-        mapper = load_action_mapper(args.map, latent_config=world.config)
+        check_latent_shape(mapper.config, world.config, args.map)
         start = time.perf_counter()
         with tqdm(total=steps.size, desc="end to end", unit="step", dynamic_ncols=True, leave=False) as bar:
             m = end_to_end(mapper, world, pairs, steps, progress=bar)

@@ -969,6 +969,9 @@ def end_to_end(mapper: ActionToLatent, world_model: Any, pairs: PairSet, idx: np
     if pairs.context_index.shape[1] != world_model.config.context_frames:
         raise UserError(f"the pairs hold {pairs.context_index.shape[1]} context frames per step, but the world model "
                         f"takes {world_model.config.context_frames}")
+    if (pairs.codes.shape[1], pairs.num_codes) != (world_model.config.num_latents, world_model.config.num_codes):
+        raise UserError(f"the pairs' codes ({pairs.codes.shape[1]} per step, of {pairs.num_codes}) come from another "
+                        f"world model than this one ({world_model.config.num_latents} of {world_model.config.num_codes})")
     palette = torch.from_numpy(pairs.palette)
     history = pairs.action_history(mapper.history_length)
     state = pairs.state_index(frames_kept(mapper, pairs.context_index.shape[1]))   # (N, >= C)

@@ -373,6 +373,9 @@ def test_end_to_end_compares_decoded_frames() -> None:
     wrong = ActionToLatent(ActionToLatentConfig(variant="action", num_latents=1, num_codes=3, context_frames=2, state_frames=2))
     with pytest.raises(CheckpointError, match="codebook of 3"):
         end_to_end(wrong, world, pairs, idx)
+    pairs.metadata["num_codes"] = world.config.num_codes + 1   # pairs collected with another world model
+    with pytest.raises(UserError, match="come from another world model"):
+        end_to_end(mapper, world, pairs, idx)
 
 
 class CodeInCorner:
