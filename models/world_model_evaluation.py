@@ -39,6 +39,7 @@ from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, LEFT, MAPPER_FILES, 
 from models.players import held_actions
 
 REPORT_STEPS = (1, 5, 20, 100)
+FIRST_STEPS = 20             # the open-loop targets' horizon: summary means over steps 1-20 too
 MAX_MOVES_AFTER_FIRE = 12   # a start plays up to this many random moves after FIRE: paddles everywhere
 STAY_PX = 1.0               # a paddle that moved less than this stayed
 BASELINES = ("model", "copy_last_frame")
@@ -258,8 +259,11 @@ class Evaluation:
                 for s in REPORT_STEPS if s <= steps}
 
     def summary(self) -> dict[str, float]:
-        """Means over all steps, the control shares, the speed."""
+        """Means over all steps and over steps 1-FIRST_STEPS (``..._mean_first_20``; all steps when there
+        are fewer), the control shares, the speed."""
         out = {f"{name}_{k}_mean": nanmean(v) for name, curve in self.curves.items() for k, v in curve.items()}
+        out.update({f"{name}_{k}_mean_first_{FIRST_STEPS}": nanmean(v[:FIRST_STEPS])
+                    for name, curve in self.curves.items() for k, v in curve.items()})
         movable = [t for t in self.controls if t.movable]
         out.update(controllability=share(t.passed for t in self.controls),
                    controllability_movable=share(t.passed for t in movable),
@@ -410,6 +414,10 @@ def format_table(evaluation: Evaluation) -> str:
               f"{s['copy_last_frame_pixel_exact_mean']:.1%}",
               f"paddle x error: model {s['model_paddle_error_px_mean']:.2f} px; ball shown when the real game shows it: "
               f"model {s['model_ball_recall_mean']:.1%}",
+              f"over steps 1-{min(FIRST_STEPS, evaluation.rollouts.real.shape[1])}: paddle x error "
+              f"{s[f'model_paddle_error_px_mean_first_{FIRST_STEPS}']:.2f} px, ball shown when the real game shows it "
+              f"{s[f'model_ball_recall_mean_first_{FIRST_STEPS}']:.1%}, ball presence agreement "
+              f"{s[f'model_ball_presence_mean_first_{FIRST_STEPS}']:.1%}",
               f"controllability: {s['controllability']:.0%} of {int(s['control_trials'])} LEFT/RIGHT trials "
               f"({s['controllability_movable']:.0%} of the {int(s['control_trials_movable'])} where the emulator's "
               f"paddle could move)",

@@ -41,6 +41,8 @@ def test_emulator_evaluation_writes_everything(tiny_dir: Path, tmp_path: Path, c
     summary = report["summary"]
     assert summary["control_trials"] == 4 and 0 <= summary["controllability"] <= 1
     assert summary["model_steps_per_s"] > 0 and summary["delta_psnr_t4"] is not None
+    presence = report["per_step"]["model"]["ball_presence"]   # 5 steps: the first 20 are all of them
+    assert summary["model_ball_presence_mean_first_20"] == pytest.approx(np.mean(presence))
     for trial in report["controllability_trials"]:  # JSON null: no paddle seen
         real, neural = (ev.direction(math.nan if dx is None else dx) for dx in (trial["real_dx"], trial["neural_dx"]))
         assert trial["passed"] == (real is not None and real == neural)
@@ -49,7 +51,7 @@ def test_emulator_evaluation_writes_everything(tiny_dir: Path, tmp_path: Path, c
     with imageio.get_reader(tmp_path / "eval" / "first_start.mp4") as video:
         assert video.count_frames() == 5 and video.get_meta_data()["size"][0] == 3 * 160 + 2 * 4
     out = capsys.readouterr().out
-    assert "controllability" in out and "steps/s" in out and "PSNR" in out
+    assert "controllability" in out and "steps/s" in out and "PSNR" in out and "over steps 1-5:" in out
     assert not [p for p in (tmp_path / "eval").iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
@@ -79,6 +81,18 @@ def test_evaluation_from_recorded_games_uses_their_test_split(tiny_dir: Path, tm
     assert len({s.split()[0] for s in report["starts"]}) == 1  # 3 games: one test game
     with pytest.raises(UserError, match="none of the 1 test games has the 21 steps"):
         run(tiny_dir, tmp_path / "eval2", "--episodes_dir", str(tmp_path / "episodes"), "--steps", "20")
+
+
+def test_summary_means_over_all_steps_and_the_first_20() -> None:
+    steps = np.arange(1.0, 31.0)            # 30 steps: 1, 2, ... 30
+    curves = {"model": {"paddle_error_px": steps, "ball_recall": np.r_[np.full(20, np.nan), np.ones(10)]}}
+    rollouts = ev.Rollouts(source="emulator", starts=["seed 0"], real=np.zeros((1, 30, 2, 2, 3), np.uint8),
+                           neural=np.zeros((1, 30, 2, 2, 3), np.uint8), context=np.zeros((1, 4, 2, 2, 3), np.uint8),
+                           actions=np.zeros((1, 30), np.int64))
+    summary = ev.Evaluation(rollouts=rollouts, curves=curves, controls=[], delta_psnr_t4=math.nan,
+                            model_steps_per_s=1.0).summary()
+    assert summary["model_paddle_error_px_mean"] == 15.5 and summary["model_paddle_error_px_mean_first_20"] == 10.5
+    assert summary["model_ball_recall_mean"] == 1.0 and math.isnan(summary["model_ball_recall_mean_first_20"])
 
 
 def test_random_actions_are_seeded_valid_and_mostly_moves() -> None:
