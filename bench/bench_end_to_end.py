@@ -43,10 +43,11 @@ def main() -> None:
     pairs = concat_pairs([read_pairs(path) for path in args.pairs_path], args.pairs_path)
     steps = end_to_end_steps(split_pairs(pairs.game_index, args.val_fraction, args.seed).val, args.steps, args.seed)
     mapper = load_action_mapper(args.map)
-    print(f"{steps.size} validation pairs of {' '.join(args.pairs_path)}; map {args.map}")
-    for path in args.world_models:
-        world = load_latent_action_model(path)
+    worlds = [load_latent_action_model(path) for path in args.world_models]   # a bad file fails before any work
+    for world in worlds:
         check_latent_shape(mapper.config, world.config, args.map)
+    print(f"{steps.size} validation pairs of {' '.join(args.pairs_path)}; map {args.map}")
+    for path, world in zip(args.world_models, worlds):
         start = time.perf_counter()
         with tqdm(total=steps.size, desc="end to end", unit="step", dynamic_ncols=True, leave=False) as bar:
             m = end_to_end(mapper, world, pairs, steps, progress=bar)

@@ -449,6 +449,9 @@ def test_train_script_end_to_end(tmp_path: Path, script) -> None:
     bad = script("-m", "bench.bench_end_to_end", "--pairs_path", str(tmp_path / "pairs.json"), "--val_fraction", "1",
                  check=False)
     assert bad.returncode == 1 and "--val_fraction must lie in (0, 1)" in bad.stderr and "Traceback" not in bad.stderr
+    missing = script("-m", "bench.bench_end_to_end", str(tmp_path / "wm.pt"), str(tmp_path / "nope.pt"), "--pairs_path",
+                     str(tmp_path / "pairs.json"), "--map", str(out), check=False)
+    assert missing.returncode == 1 and "nope.pt does not exist" in missing.stderr and "wm.pt:" not in missing.stdout
 
 
 def test_train_script_refuses_bad_input(tmp_path: Path, script) -> None:
