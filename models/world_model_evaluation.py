@@ -10,7 +10,9 @@ start, the model open loop on its own frames, every figure beside copying the la
 - ``controllability``: from the same real state, hold LEFT (then RIGHT) for a few steps in both;
   a trial passes when the neural paddle goes the emulator's way, or both stay (at a wall).
 - ``delta_psnr_t4``: Genie's figure, a 4-step rollout driven by the latents the encoder reads from
-  the real frames against one driven by random latents.
+  the real frames against one driven by random latents. Its PSNR pools the squared error of all
+  starts, so when the encoder's rollouts are nearly exact (likelier with few starts) the figure
+  grows large: compare it only between runs with the same starts.
 Breakout's objects are read from pixels by ``models.breakout_objects``."""
 from __future__ import annotations
 
