@@ -10,6 +10,10 @@ sorted by what the real game does in it:
 - ball in play: every other step (right: the model draws a ball where the real game does; a ball
   that crosses the wall of bricks can go unseen there for a step, in the real frame or the model's).
 
+For the frames that are not pixel-exact it also tells which bands of rows hold their wrong pixels
+(``REGIONS``): the score and lives bar, the open field where the ball flies, the bricks, the paddle's
+rows, or below them.
+
 Uniform training draws the first three in about 4% of its windows (``train_latent_action.py
 --event_weight`` draws them more often); an open-loop game goes wrong after any of them.
 
@@ -26,11 +30,18 @@ from tqdm import tqdm
 from bench.start_args import held_out_games, held_out_parser, parse_checked
 from models import breakout_objects as objects
 from models.cli import run_main
-from models.episodes import load_episode
+from models.episodes import FRAME_SHAPE, load_episode
 from models.latent_action import LatentActionModel, load_latent_action_model
 
 KINDS = ("serve", "ball lost", "life taken off", "ball-less wait", "ball in play")
 BATCH = 64
+REGIONS = {  # name: the frame's rows in it
+    "score and lives": np.r_[0:objects.BALL_ROWS[0]],
+    "open field": np.r_[objects.BALL_ROWS[0]:objects.BRICK_ROWS[0], objects.BRICK_ROWS[1]:objects.BALL_ROWS[1]],
+    "bricks": np.r_[objects.BRICK_ROWS[0]:objects.BRICK_ROWS[1]],
+    "paddle rows": np.r_[objects.PADDLE_ROWS[0]:objects.PADDLE_ROWS[1]],
+    "below the paddle": np.r_[objects.PADDLE_ROWS[1]:FRAME_SHAPE[0]],
+}
 
 
 def step_kinds(frames: np.ndarray, context_frames: int) -> np.ndarray:
@@ -58,6 +69,12 @@ def judged_right(kinds: np.ndarray, real: np.ndarray, predicted: np.ndarray) -> 
     return np.where(kinds == 2, digit_right, ball_right)
 
 
+def wrong_regions(real: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(B, len(REGIONS)) bool: which bands of rows hold a pixel the prediction gets wrong."""
+    wrong_rows = (predicted != real).any(axis=(2, 3))   # (B, H)
+    return np.stack([wrong_rows[:, rows].any(axis=1) for rows in REGIONS.values()], axis=1)
+
+
 @torch.inference_mode()
 def one_step_from_encoder(model: LatentActionModel, frames: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """RGB frames predicted for every target index t >= C of ``frames`` (T+1, H, W, 3)."""
@@ -69,11 +86,13 @@ def one_step_from_encoder(model: LatentActionModel, frames: np.ndarray, targets:
     return model.to_rgb(model.predict_next(context_ix, codes)).numpy()
 
 
-def event_figures(model: LatentActionModel, games: list) -> tuple[Counter, Counter, float]:
-    """Steps and right steps per kind, and the share of frames predicted pixel-exact."""
+def event_figures(model: LatentActionModel, games: list) -> tuple[Counter, Counter, float, np.ndarray]:
+    """Steps and right steps per kind, the share of frames predicted pixel-exact, and for the other
+    frames the share with wrong pixels in each of ``REGIONS``."""
     c = model.config.context_frames
     steps, right = Counter(), Counter()
     exact = total = 0
+    region_counts = np.zeros(len(REGIONS))
     for path in tqdm(games, desc="games", unit="game", leave=False):
         frames = load_episode(path).frames
         kinds = step_kinds(frames, c)
@@ -85,9 +104,11 @@ def event_figures(model: LatentActionModel, games: list) -> tuple[Counter, Count
             for k in range(len(KINDS)):
                 steps[k] += int((batch_kinds == k).sum())
                 right[k] += int(ok[batch_kinds == k].sum())
-            exact += int((predicted == frames[targets]).all(axis=(1, 2, 3)).sum())
+            regions = wrong_regions(frames[targets], predicted)
+            exact += int((~regions.any(axis=1)).sum())
+            region_counts += regions.sum(axis=0)
             total += targets.size
-    return steps, right, exact / max(total, 1)
+    return steps, right, exact / max(total, 1), region_counts / max(total - exact, 1)
 
 
 def main() -> None:
@@ -97,9 +118,10 @@ def main() -> None:
     games = held_out_games(args)[:args.games]
     print(f"every step of {len(games)} {args.split} games of {args.episodes_dir}, with the encoder's code")
     for path in args.checkpoints:
-        steps, right, exact = event_figures(load_latent_action_model(path), games)
+        steps, right, exact, regions = event_figures(load_latent_action_model(path), games)
         cells = ", ".join(f"{kind} {right[k] / max(steps[k], 1):.1%} of {steps[k]}" for k, kind in enumerate(KINDS))
-        print(f"{path}: {cells}; pixel-exact {exact:.1%}", flush=True)
+        where = ", ".join(f"{name} {share:.1%}" for name, share in zip(REGIONS, regions))
+        print(f"{path}: {cells}; pixel-exact {exact:.1%}; the other frames have wrong pixels in: {where}", flush=True)
 
 
 if __name__ == "__main__":
