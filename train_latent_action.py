@@ -258,7 +258,8 @@ def main() -> None:
         log.close()
         plot_metrics(out_dir / "metrics.csv", out_dir / "metrics.png", PLOT_KEYS, title="latent action model")
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-        print(f"wrote {latest}; the lowest validation loss, {best_val:.4g}, is in {best}")
+        kept = f"; the lowest validation loss, {best_val:.4g}, is in {best}" if best.exists() else "; no validation loss was finite, so no best.pt"
+        print(f"wrote {latest}{kept}")
     if proc.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
