@@ -27,7 +27,8 @@ from models import breakout_objects as objects
 from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
-from models.frame_dataset import FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_folders
+from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
+                                  split_folders)
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
                                   check_train_batch, grow_codebook, model_config, train_step)
 from models.run_log import MetricsLog, plot_metrics
@@ -199,7 +200,8 @@ def main() -> None:
     indexer = PaletteIndexer(model_cfg.palette)
     shard = split.train[proc.rank::proc.world_size] if len(split.train) >= proc.world_size else split.train
     pool = FramePool(shard, indexer, model_cfg.context_frames, memory_mb=cfg.memory_mb, rng=rng,
-                     event_weight=cfg.event_weight, find_events=objects.ball_or_lives_changes)
+                     event_weight=cfg.event_weight, find_events=objects.ball_or_lives_changes,
+                     load_workers=default_load_workers(proc.world_size))
     val = fixed_windows(split.val, indexer, model_cfg.context_frames, ROLLOUT_STEPS, cfg.num_val_windows,
                         seed=cfg.split_seed) if proc.is_main else None
     log = MetricsLog(out_dir / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),

@@ -24,7 +24,7 @@ from torch import nn
 
 from models.cli import arg, parse_config, run_main
 from models.episodes import list_episode_files
-from models.frame_dataset import FramePool, PaletteIndexer, palette_from_games
+from models.frame_dataset import FramePool, PaletteIndexer, default_load_workers, palette_from_games
 from models.latent_action import MODEL_PRESETS, LatentActionModel, check_train_batch, model_config, train_step
 from models.runtime import pick_device
 
@@ -124,10 +124,12 @@ def main() -> None:
         files = list_episode_files(cfg.data_dir)
         indexer = PaletteIndexer(palette_from_games(files[:5]))
         start = time.perf_counter()
-        pool = FramePool(files, indexer, c, rng=np.random.default_rng(0))
+        workers = default_load_workers()
+        pool = FramePool(files, indexer, c, rng=np.random.default_rng(0), load_workers=workers)
         load = time.perf_counter() - start
         sample = timed(lambda: pool.sample(b), 20)
-        print(f"loader: {pool.num_frames} frames of {len(pool.games)} games indexed in {load:.1f} s; "
+        print(f"loader: {pool.num_frames} frames of {len(pool.games)} games indexed in {load:.1f} s "
+              f"({workers} threads); "
               f"a batch of {b} windows in {sample * 1e3:.1f} ms ({sample / train:.1%} of a training step)")
 
 

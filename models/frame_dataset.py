@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -60,8 +61,10 @@ def split_folders(folders: Sequence[Sequence[str | os.PathLike]], seed: int = 0)
 
 def rgb_keys(frames: np.ndarray) -> np.ndarray:
     """uint8 (..., 3) RGB -> uint32 (...) key 0xRRGGBB, one number per pixel."""
-    f = frames.astype(np.uint32)
-    return (f[..., 0] << 16) | (f[..., 1] << 8) | f[..., 2]
+    keys = np.left_shift(frames[..., 0], 16, dtype=np.uint32)   # channel by channel: no (..., 3) uint32 copy
+    keys |= np.left_shift(frames[..., 1], 8, dtype=np.uint32)
+    keys |= frames[..., 2]
+    return keys
 
 
 def palette_from_frames(frame_sets: Sequence[np.ndarray], max_colours: int = MAX_PALETTE) -> np.ndarray:
@@ -180,12 +183,19 @@ def window_weights(game: IndexedGame, steps: int, event_weight: float) -> np.nda
     return np.where(hit, event_weight, 1.0)
 
 
+def default_load_workers(processes: int = 1) -> int:
+    """Threads each of ``processes`` processes reads games with: the cores shared out, at most 8."""
+    return max(1, min(8, (os.cpu_count() or 1) // processes))
+
+
 class FramePool:
     """Training games held in memory as palette indices; ``sample`` draws random windows with numpy.
 
     When the games do not all fit in ``memory_mb``, the pool holds as many as fit and, every
     ``swap_every`` batches, replaces its oldest game with the next one (games cycle in a shuffled
-    order), so a long run still sees every game while memory stays bounded.
+    order), so a long run still sees every game while memory stays bounded. ``load_workers`` threads
+    read the first games side by side (numpy and zlib let go of the GIL), a chunk of that many at a
+    time, so the pool can overshoot ``memory_mb`` by up to ``load_workers - 1`` games.
 
     With ``find_events`` and an ``event_weight`` other than 1, windows that end in an event (in
     Breakout: the ball appearing or vanishing, a life taken off) are drawn that many times as often as
@@ -194,7 +204,7 @@ class FramePool:
     def __init__(self, files: Sequence[str | os.PathLike], indexer: PaletteIndexer, context_frames: int,
                  steps: int = 1, memory_mb: float = 1024.0, swap_every: int = 50,
                  rng: np.random.Generator | None = None, event_weight: float = 1.0,
-                 find_events: EventFinder | None = None):
+                 find_events: EventFinder | None = None, load_workers: int = 1):
         if not files:
             raise UserError("no training games to sample from")
         self.indexer = indexer
@@ -209,14 +219,23 @@ class FramePool:
         self.next_file = 0
         self.games: list[IndexedGame] = []
         budget = memory_mb * 2 ** 20
-        while self.next_file < len(self.queue) and (not self.games or sum(g.nbytes for g in self.games) < budget):
-            self._load_next()
+        with ThreadPoolExecutor(load_workers) as pool:
+            while self.next_file < len(self.queue) and (not self.games or sum(g.nbytes for g in self.games) < budget):
+                chunk = self.queue[self.next_file:self.next_file + load_workers]
+                self.next_file += len(chunk)
+                for game in pool.map(self._load, chunk):
+                    self._add(game)
         self.rotating = self.next_file < len(self.queue)
         self.batches = 0
 
+    def _load(self, path: Path) -> IndexedGame:
+        return load_indexed_game(path, self.indexer, self.find_events)
+
     def _load_next(self) -> None:
-        game = load_indexed_game(self.queue[self.next_file % len(self.queue)], self.indexer, self.find_events)
+        self._add(self._load(self.queue[self.next_file % len(self.queue)]))
         self.next_file += 1
+
+    def _add(self, game: IndexedGame) -> None:
         if game.actions.shape[0] >= self.steps:
             self.games.append(game)
             self.cumulative.append(np.cumsum(window_weights(game, self.steps, self.event_weight)))

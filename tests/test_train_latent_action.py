@@ -116,6 +116,17 @@ def test_pool_rotates_games_through_a_small_memory_budget(games):
     assert any(all(g is not f for f in first) for g in pool.games)  # some game was swapped in
 
 
+def test_pool_loaded_by_several_threads_holds_the_same_games_in_the_same_order(games):
+    files = list_episode_files(games)
+    indexer = PaletteIndexer(palette_from_games(files))
+    alone = FramePool(files, indexer, context_frames=2, rng=np.random.default_rng(0))
+    threaded = FramePool(files, indexer, context_frames=2, rng=np.random.default_rng(0), load_workers=3)
+    assert len(threaded.games) == len(alone.games) == len(files)
+    for a, b in zip(alone.games, threaded.games):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        np.testing.assert_array_equal(a.actions, b.actions)
+
+
 @pytest.mark.parametrize("event_weight, expected", [(1.0, 2 / 12), (5.0, 10 / 20)])
 def test_pool_draws_windows_that_end_in_an_event_by_their_weight(games, event_weight, expected):
     files = list_episode_files(games)
