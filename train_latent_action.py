@@ -30,14 +30,15 @@ from models.episodes import list_episode_files
 from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
                                   split_folders)
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
-                                  check_train_batch, grow_codebook, model_config, train_step)
+                                  check_train_batch, grow_codebook, model_config, open_loop_step, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything
 from models.world_model_metrics import comparison_sheet
 
 PALETTE_GAMES = 32  # training games read to find the palette
 PLOT_KEYS = ["loss", "recon_loss", "val_loss", "psnr", "copy_psnr", "pixel_exact", "changed_accuracy",
-             "paddle_error_px", "ball_error_px", "codebook_usage", "codebook_perplexity", "delta_psnr_t4", "lr"]
+             "paddle_error_px", "ball_error_px", "codebook_usage", "codebook_perplexity", "delta_psnr_t4", "lr",
+             "last_step_loss"]
 
 
 @dataclass
@@ -71,17 +72,22 @@ class TrainConfig:
                              "--num_codes grows its codebook (ignored with --resume)")
     decoder_only: bool = arg(False, "train the world model alone: the encoder and codebook keep the weights of "
                                     "--init_from, so stage 4's pairs and map keep their meaning (no code resets)")
+    rollout_steps: int = arg(1, "with --decoder_only: train on this many steps run open loop, as in play: after "
+                                "the first, the decoder's context holds the frames it drew, and each step's target "
+                                "is the real frame (1: one step from real frames)")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_PRESETS:
             raise ValueError(f"--model must be one of {', '.join(MODEL_PRESETS)}, got {self.model!r}")
         check_positive(self, "iterations", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
-                       "num_val_windows", "memory_mb", "event_weight")
+                       "num_val_windows", "memory_mb", "event_weight", "rollout_steps")
         check_positive(self, "warmup_steps", "reset_every", "threads", allow_zero=True)
         check_train_batch(self.batch_size)
         if self.decoder_only and not (self.init_from or self.resume):
             raise ValueError("--decoder_only trains the decoder of a trained model: give --init_from")
+        if self.rollout_steps > 1 and not self.decoder_only:
+            raise ValueError("--rollout_steps above 1 trains the decoder alone: give --decoder_only")
 
 
 PRESETS = {
@@ -199,7 +205,7 @@ def main() -> None:
 
     indexer = PaletteIndexer(model_cfg.palette)
     shard = split.train[proc.rank::proc.world_size] if len(split.train) >= proc.world_size else split.train
-    pool = FramePool(shard, indexer, model_cfg.context_frames, memory_mb=cfg.memory_mb, rng=rng,
+    pool = FramePool(shard, indexer, model_cfg.context_frames, steps=cfg.rollout_steps, memory_mb=cfg.memory_mb, rng=rng,
                      event_weight=cfg.event_weight, find_events=objects.ball_or_lives_changes,
                      load_workers=default_load_workers(proc.world_size))
     val = fixed_windows(split.val, indexer, model_cfg.context_frames, ROLLOUT_STEPS, cfg.num_val_windows,
@@ -237,9 +243,13 @@ def main() -> None:
     while step < cfg.iterations:
         batch = pool.sample(cfg.batch_size)
         context = torch.from_numpy(batch.context).to(proc.device)    # (B, C, H, W) palette indices
-        target = torch.from_numpy(batch.future[:, 0]).to(proc.device)  # (B, H, W)
-        reset = cfg.reset_every > 0 and (step + 1) % cfg.reset_every == 0 and not cfg.decoder_only
-        loss, train_metrics = train_step(net, optimizer, context, target, reset_codes=reset, generator=reset_generator)
+        future = torch.from_numpy(batch.future).to(proc.device)      # (B, S, H, W)
+        if cfg.rollout_steps > 1:
+            loss, train_metrics = open_loop_step(net, optimizer, context, future)
+        else:
+            reset = cfg.reset_every > 0 and (step + 1) % cfg.reset_every == 0 and not cfg.decoder_only
+            loss, train_metrics = train_step(net, optimizer, context, future[:, 0], reset_codes=reset,
+                                             generator=reset_generator)
         scheduler.step()
         step += 1
         bar.update(1)

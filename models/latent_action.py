@@ -537,6 +537,45 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, context: torch.
     return loss, metrics
 
 
+def open_loop_step(net: nn.Module, optimizer: torch.optim.Optimizer, context: torch.Tensor, future: torch.Tensor,
+                   max_grad_norm: float = 1.0) -> tuple[float, dict[str, float]]:
+    """One Adam step on the decoder alone over the S steps of ``future`` (B, S, H, W), run open loop as
+    in play: after the first step the context holds the frames the decoder drew itself, while each
+    step's codes are the encoder's, read from the real frames, and its target is the real frame.
+
+    One-step training only ever shows the decoder real context, so in play its own small mistakes
+    (a paddle a pixel off, a faint ball) are inputs it has never seen, and they grow. Here it sees
+    them and learns to steer back. No gradient flows through a drawn frame (it is an argmax). The
+    loss is the mean of the S steps' reconstruction losses; under torch.distributed the processes
+    average their gradients."""
+    model = unwrap(net)
+    if not model.latents_frozen:
+        raise ValueError("open-loop training trains the decoder alone: freeze the latent actions first")
+    with torch.no_grad():
+        codes = inferred_codes(model, context, future)                    # (B, S, num_latents)
+    optimizer.zero_grad(set_to_none=True)
+    steps = future.shape[1]
+    losses = []
+    for s in range(steps):
+        prediction = model.decode(context, codes[:, s])
+        loss = model.reconstruction_loss(prediction, context[:, -1], future[:, s])
+        (loss / steps).backward()
+        losses.append(loss.item())
+        with torch.no_grad():
+            drawn = model.prediction_indices(model.unweighted(prediction, context[:, -1]))
+        context = torch.cat([context[:, 1:], drawn[:, None].to(context.dtype)], dim=1)
+    params = [p for p in model.parameters() if p.grad is not None]
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for p in params:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_world_size()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    loss = sum(losses) / steps
+    return loss, {"loss": loss, "recon_loss": loss, "first_step_loss": losses[0], "last_step_loss": losses[-1],
+                  "grad_norm": float(grad_norm)}
+
+
 def unwrap(net: nn.Module) -> LatentActionModel:
     """The model inside a DistributedDataParallel (or torch.compile) wrapper."""
     net = getattr(net, "module", net)

@@ -7,7 +7,8 @@ import torch
 
 from models.checkpoint import CheckpointError, load_state, save_checkpoint
 from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames, grow_codebook,
-                                  load_latent_action_model, model_config, rollout, train_step, unfold_frames)
+                                  load_latent_action_model, model_config, open_loop_step, rollout, train_step,
+                                  unfold_frames)
 
 PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
 
@@ -187,6 +188,36 @@ def test_frozen_latent_actions_leave_the_codes_and_train_the_decoder():
     assert any(not torch.equal(v, decoder[k]) for k, v in model.decoder.state_dict().items())
     model.eval()
     assert torch.equal(model.encode_latents(context, nxt), codes)
+
+
+def test_open_loop_training_feeds_back_the_drawn_frames_and_trains_the_decoder_alone():
+    model = tiny_model()
+    c = model.config.context_frames
+    window = frames(4, c + 3)
+    window[:, c:, 100:104, 50:52] = 1                      # a "ball" appears and stays
+    context, future = window[:, :c], window[:, c:]
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    with pytest.raises(ValueError, match="freeze the latent actions"):
+        open_loop_step(model, optimizer, context, future)
+    model.freeze_latent_actions()
+    model.train()
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("decoder.")}
+    seen = []   # (context, output) of every decoder call
+    decode = model.decode
+    model.decode = lambda ctx, codes: seen.append((ctx.clone(), decode(ctx, codes))) or seen[-1][1]
+    first, metrics = open_loop_step(model, optimizer, context, future)
+    model.decode = decode
+    assert len(seen) == 3 and torch.equal(seen[0][0], context)
+    drawn = model.prediction_indices(model.unweighted(seen[0][1].detach(), context[:, -1]))
+    assert torch.equal(seen[1][0][:, :-1], context[:, 1:])          # the context moves on by one frame,
+    assert torch.equal(seen[1][0][:, -1], drawn.to(torch.uint8))      # ending in the frame the decoder drew,
+    assert not torch.equal(seen[1][0][:, -1], future[:, 0])           # not the real one
+    assert metrics["first_step_loss"] > 0 and metrics["last_step_loss"] > 0
+    losses = [open_loop_step(model, optimizer, context, future)[0] for _ in range(40)]
+    assert losses[-1] < 0.5 * first
+    for key, value in model.state_dict().items():
+        if key in frozen:
+            torch.testing.assert_close(value, frozen[key], rtol=0, atol=0, msg=key)
 
 
 def test_checkpoint_round_trip_and_clear_errors(tmp_path):

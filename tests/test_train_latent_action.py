@@ -221,6 +221,14 @@ def test_a_decoder_only_run_keeps_the_encoder_and_codebook(games, tmp_path):
     mixed = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out), "--device", "cpu",
                        "--resume", "--iterations", "6")
     assert mixed.returncode == 1 and "trained with --decoder_only" in mixed.stderr and "Traceback" not in mixed.stderr
+    looped = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path / "looped"),
+                        "--device", "cpu", "--init_from", str(source / "latest.pt"), "--decoder_only",
+                        "--rollout_steps", "3", "--iterations", "4", nproc=2)
+    assert looped.returncode == 0, looped.stderr[-3000:]
+    after = torch.load(tmp_path / "looped" / "latest.pt", weights_only=True)["model"]
+    assert all(torch.equal(before[k], after[k]) for k in kept)
+    assert not torch.equal(before["decoder.head.weight"], after["decoder.head.weight"])
+    assert "last_step_loss" in (tmp_path / "looped" / "metrics.csv").read_text().splitlines()[0]
     grown = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path / "grown"),
                        "--device", "cpu", "--init_from", str(source / "latest.pt"), "--decoder_only", "--num_codes", "11")
     assert grown.returncode == 1 and "different model" in grown.stderr and "Traceback" not in grown.stderr
@@ -233,6 +241,9 @@ def test_bad_input_gets_one_clear_line(games, tmp_path):
     assert not_started.returncode == 1 and "latest.pt does not exist" in not_started.stderr
     untrained = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path), "--decoder_only")
     assert untrained.returncode == 2 and "give --init_from" in untrained.stderr and "Traceback" not in untrained.stderr
+    looped = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path),
+                        "--rollout_steps", "2")
+    assert looped.returncode == 2 and "give --decoder_only" in looped.stderr and "Traceback" not in looped.stderr
 
 
 def test_two_torchrun_processes_train_and_one_writes_checkpoints(games, tmp_path):
