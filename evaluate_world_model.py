@@ -2,6 +2,7 @@
 
     python evaluate_world_model.py [--checkpoint_dir checkpoints/pretrained] [--steps 100] [--num_starts 8]
     python evaluate_world_model.py --episodes_dir data/episodes      # start from held-out recorded games
+    python evaluate_world_model.py --episodes_dir data/episodes --latents encoder   # the same starts, the encoder's codes
 
 The model and the real game start from the same real frames and get the same actions; the model
 runs open loop on its own frames. Reported beside copying the last frame: PSNR at steps 1, 5, 20
@@ -37,6 +38,9 @@ class EvaluateConfig:
                                 "the recorded actions and compare with the recorded frames; empty: fresh "
                                 "seeded emulator games and a random player")
     split_seed: int = arg(0, "seed of the train/val/test split of --episodes_dir (train_latent_action.py's)")
+    latents: str = arg("map", "where each step's latent action comes from: map (the action map, as in play) or "
+                              "encoder (with --episodes_dir: the encoder's codes of the recorded frames, an oracle "
+                              "map; what error is left is the world model's own)")
     temperature: float = arg(0.0, "sampling temperature of latents and pixels; 0 takes the most likely")
     seed: int = arg(0, "seed of the start states, the random player and the sampling")
     device: str = arg("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda or mps")
@@ -47,6 +51,10 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         check_positive(self, "steps", "num_starts", "control_steps", "fps", "scale")
         check_positive(self, "temperature", "seed", "split_seed", allow_zero=True)
+        if self.latents not in ("map", "encoder"):
+            raise ValueError(f"--latents must be map or encoder, got {self.latents!r}")
+        if self.latents == "encoder" and not self.episodes_dir:
+            raise ValueError("--latents encoder reads the codes from recorded frames: give --episodes_dir")
 
 
 PRESETS = {"quick": {"steps": 20}}
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                             game=config.game)
     settings = ev.EvaluationSettings(steps=config.steps, num_starts=config.num_starts,
                                      control_steps=config.control_steps, seed=config.seed, game=config.game,
-                                     episode_files=episode_files)
+                                     episode_files=episode_files, latents=config.latents)
     try:
         evaluation = ev.evaluate(env, settings, rng)
     finally:

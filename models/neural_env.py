@@ -240,6 +240,25 @@ class NeuralBreakoutEnv(gym.Env):
             actions = torch.tensor([action], dtype=torch.long, device=self.device)                  # (1,)
             history = torch.tensor([self._history], dtype=torch.long, device=self.device)           # (1, M)
             codes = self.mapper.sample_codes(actions, self._rgb, self.temperature, self._generator, history)  # (1, L)
+        return self._advance(codes, action)
+
+    def step_latents(self, codes: Any, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """A step drawn from latent codes given here (num_latents,) instead of the mapper's. ``action`` is
+        the step's real action, kept in the history the mapper reads. This is how the evaluation tells
+        the map's errors from the world model's: it plays the encoder's codes of the real frames."""
+        if self._indices is None:
+            raise NeuralEnvError("call reset() before step_latents()")
+        action = self._check_action(action)
+        codes = torch.as_tensor(np.asarray(codes), dtype=torch.long, device=self.device).reshape(1, -1)
+        config = self.world_model.config
+        if codes.shape[1] != config.num_latents or not bool(((codes >= 0) & (codes < config.num_codes)).all()):
+            raise NeuralEnvError(f"codes must be {config.num_latents} integer(s) 0-{config.num_codes - 1}, "
+                                 f"got {codes[0].tolist()}")
+        return self._advance(codes, action)
+
+    def _advance(self, codes: torch.Tensor, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Draw the next frame from codes (1, L) and move the context and the action history on."""
+        with torch.inference_mode():
             nxt = self.world_model.predict_next(self._indices, codes, self.temperature, self._generator)  # (1, H, W)
             nxt = nxt.to(torch.uint8)
             nxt_rgb = self.world_model.to_rgb(nxt)                                                  # (1, H, W, 3)

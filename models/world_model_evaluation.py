@@ -22,7 +22,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -35,7 +35,7 @@ from models.atari import make_rgb_env
 from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
 from models.files import atomic_write
-from models.latent_action import ROLLOUT_STEPS, inferred_codes, rollout
+from models.latent_action import ROLLOUT_STEPS, LatentActionModel, inferred_codes, rollout
 from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
                                checkpoint_folder, paired_rollout, real_opening)
 from models.players import held_actions
@@ -67,8 +67,14 @@ class StepClock:
         return getattr(self.env, name)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self._timed(self.env.step, action)
+
+    def step_latents(self, codes: np.ndarray, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self._timed(self.env.step_latents, codes, action)
+
+    def _timed(self, step: Callable[..., tuple], *args: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         start = time.perf_counter()
-        out = self.env.step(action)
+        out = step(*args)
         self.seconds += time.perf_counter() - start
         self.steps += 1
         return out
@@ -124,10 +130,20 @@ def recorded_steps(path: str | os.PathLike) -> int:
         raise EpisodeError(f"episode file {path} is truncated or not an episode archive ({type(exc).__name__})") from exc
 
 
+def encoder_codes(model: LatentActionModel, frames: np.ndarray) -> np.ndarray:
+    """The encoder's codes (S, num_latents) of each step of real RGB ``frames`` (C + S, H, W, 3)."""
+    c = model.config.context_frames
+    with torch.inference_mode():
+        indices = model.to_indices(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device))[None]
+        return inferred_codes(model, indices[:, :c], indices[:, c:])[0].cpu().numpy()
+
+
 def episode_rollouts(env: StepClock, files: Sequence[Path], num_starts: int, steps: int,
-                     rng: np.random.Generator) -> Rollouts:
+                     rng: np.random.Generator, latents: str = "map") -> Rollouts:
     """Starts at seeded random steps of recorded games (spread over the games, each loaded once); the
-    model gets the recorded actions and is compared with the recorded frames."""
+    model gets the recorded actions and is compared with the recorded frames. With ``latents``
+    "encoder" each step is drawn from the encoder's codes of the recorded frames instead of the
+    map's (the same starts): what is left of the error is the world model's own."""
     c = env.context_length
     usable = [f for f in files if recorded_steps(f) >= steps + c - 1]
     if not usable:
@@ -144,7 +160,12 @@ def episode_rollouts(env: StepClock, files: Sequence[Path], num_starts: int, ste
                 start = ep.frames[max(0, t - env.state_length + 1):t + 1]   # the map may look further back
                 before = [int(a) for a in ep.actions[max(0, t - ACTION_MEMORY):t]]   # the moves the paddle is finishing
                 env.reset(seed=int(rng.integers(2 ** 31)), options={"frames": start, "previous_actions": before})
-                neural.append(np.stack([env.step(int(a))[0] for a in ep.actions[t:t + steps]]))
+                played = ep.actions[t:t + steps]
+                if latents == "encoder":
+                    codes = encoder_codes(env.world_model, ep.frames[t - c + 1:t + steps + 1])
+                    neural.append(np.stack([env.step_latents(k, int(a))[0] for k, a in zip(codes, played)]))
+                else:
+                    neural.append(np.stack([env.step(int(a))[0] for a in played]))
                 names.append(f"{path.name} step {t}")
                 context.append(start[-c:])
                 actions.append(ep.actions[t:t + steps].astype(np.int64))
@@ -244,6 +265,7 @@ class EvaluationSettings:
     seed: int
     game: str = "Breakout"
     episode_files: list[Path] | None = None   # the held-out games to start from; None: fresh emulator games
+    latents: str = "map"                       # "map", or "encoder": the encoder's codes of the recorded frames
 
 
 @dataclass
@@ -293,7 +315,8 @@ def evaluate(env: NeuralBreakoutEnv, settings: EvaluationSettings, rng: np.rando
         if settings.episode_files is None:
             rollouts = emulator_rollouts(clock, emulator, starts, settings.steps, rng)
         else:
-            rollouts = episode_rollouts(clock, settings.episode_files, settings.num_starts, settings.steps, rng)
+            rollouts = episode_rollouts(clock, settings.episode_files, settings.num_starts, settings.steps, rng,
+                                        settings.latents)
         open_loop_speed = clock.steps_per_s
         controls = controllability(clock, emulator, starts, settings.control_steps)
     finally:

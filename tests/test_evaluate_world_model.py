@@ -79,6 +79,10 @@ def test_evaluation_from_recorded_games_uses_their_test_split(tiny_dir: Path, tm
                  "--num_starts", "2", "--control_steps", "1")
     assert report["source"] == "episodes" and len(report["starts"]) == 2
     assert len({s.split()[0] for s in report["starts"]}) == 1  # 3 games: one test game
+    oracle = run(tiny_dir, tmp_path / "oracle", "--episodes_dir", str(tmp_path / "episodes"), "--steps", "4",
+                 "--num_starts", "2", "--control_steps", "1", "--latents", "encoder")
+    assert oracle["starts"] == report["starts"] and oracle["settings"]["latents"] == "encoder"
+    assert oracle["at_steps"]["1"]["copy_last_frame"] == report["at_steps"]["1"]["copy_last_frame"]
     with pytest.raises(UserError, match="none of the 1 test games has the 21 steps"):
         run(tiny_dir, tmp_path / "eval2", "--episodes_dir", str(tmp_path / "episodes"), "--steps", "20")
 
@@ -133,6 +137,9 @@ def test_bad_input(script, tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     with pytest.raises(SystemExit) as exc:
         evaluate_world_model.main(["--steps", "-1"])
     assert exc.value.code == 2 and "--steps must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        evaluate_world_model.main(["--latents", "encoder"])
+    assert exc.value.code == 2 and "give --episodes_dir" in capsys.readouterr().err
     with pytest.raises(UserError, match="episode folder .* does not exist"):
         evaluate_world_model.main(["--episodes_dir", str(tmp_path / "nothing")])
     with pytest.raises(SystemExit) as exc:

@@ -185,6 +185,26 @@ def test_a_mapper_reading_more_actions_than_kept_is_refused(env: NeuralBreakoutE
         NeuralBreakoutEnv(models=(env.world_model, PreviousActionSpy(env.mapper, ACTION_MEMORY + 1)))
 
 
+def test_step_latents_draws_the_frame_of_the_codes_given(tiny_dir: Path, start_frames: np.ndarray) -> None:
+    import torch
+    env = NeuralBreakoutEnv(tiny_dir)  # temperature 0
+    model = env.world_model
+    env.reset(seed=0, options={"frames": start_frames})
+    context = model.to_indices(torch.from_numpy(start_frames[-env.context_length:]))[None].to(torch.uint8)
+    codes = np.full(model.config.num_latents, model.config.num_codes - 1)
+    expected = model.to_rgb(model.predict_next(context, torch.from_numpy(codes)[None]))[0].numpy()
+    obs, _, _, _, info = env.step_latents(codes, 2)
+    assert np.array_equal(obs, expected) and np.array_equal(info["codes"], codes) and info["step"] == 1
+    assert env._history[-1] == 2   # the real action, for the map's next step
+    with pytest.raises(NeuralEnvError, match="codes must be"):
+        env.step_latents(codes + 1, NOOP)      # one past the codebook
+    with pytest.raises(NeuralEnvError, match="codes must be"):
+        env.step_latents(np.zeros(model.config.num_latents + 1), NOOP)
+    with pytest.raises(NeuralEnvError, match=r"call reset\(\) before step_latents\(\)"):
+        NeuralBreakoutEnv(tiny_dir).step_latents(codes, NOOP)
+    env.close()
+
+
 def test_step_before_reset_is_refused(tiny_dir: Path) -> None:
     with pytest.raises(NeuralEnvError, match=r"call reset\(\) before step\(\)"):
         NeuralBreakoutEnv(tiny_dir).step(0)
