@@ -40,7 +40,7 @@ class EvaluateConfig:
     split_seed: int = arg(0, "seed of the train/val/test split of --episodes_dir (train_latent_action.py's)")
     latents: str = arg("map", "where each step's latent action comes from: map (the action map, as in play) or "
                               "encoder (with --episodes_dir: the encoder's codes of the recorded frames, an oracle "
-                              "map; what error is left is the world model's own)")
+                              "map; what error is left is the world model's own; controllability still uses the map)")
     temperature: float = arg(0.0, "sampling temperature of latents and pixels; 0 takes the most likely")
     seed: int = arg(0, "seed of the start states, the random player and the sampling")
     device: str = arg("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda or mps")
