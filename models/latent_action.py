@@ -545,9 +545,9 @@ def open_loop_step(net: nn.Module, optimizer: torch.optim.Optimizer, context: to
 
     One-step training only ever shows the decoder real context, so in play its own small mistakes
     (a paddle a pixel off, a faint ball) are inputs it has never seen, and they grow. Here it sees
-    them and is asked to steer back (on the shipped model it did not help: results log). No gradient flows through a drawn frame (it is an argmax). The
-    loss is the mean of the S steps' reconstruction losses; under torch.distributed the processes
-    average their gradients."""
+    them and is asked to steer back (on the shipped model it did not help: results log). No gradient
+    flows through a drawn frame (it is an argmax). The loss is the mean of the S steps'
+    reconstruction losses; under torch.distributed the processes average their gradients."""
     model = unwrap(net)
     if not model.latents_frozen:
         raise ValueError("open-loop training trains the decoder alone: freeze the latent actions first")
