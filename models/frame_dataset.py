@@ -225,20 +225,26 @@ class FramePool:
                 self.next_file += len(chunk)
                 for game in pool.map(self._load, chunk):
                     self._add(game)
+        if not self.games:
+            raise UserError(f"none of the {len(files)} training games has the {steps} step(s) a window needs")
         self.rotating = self.next_file < len(self.queue)
         self.batches = 0
 
     def _load(self, path: Path) -> IndexedGame:
         return load_indexed_game(path, self.indexer, self.find_events)
 
-    def _load_next(self) -> None:
-        self._add(self._load(self.queue[self.next_file % len(self.queue)]))
+    def _load_next(self) -> bool:
+        added = self._add(self._load(self.queue[self.next_file % len(self.queue)]))
         self.next_file += 1
+        return added
 
-    def _add(self, game: IndexedGame) -> None:
-        if game.actions.shape[0] >= self.steps:
-            self.games.append(game)
-            self.cumulative.append(np.cumsum(window_weights(game, self.steps, self.event_weight)))
+    def _add(self, game: IndexedGame) -> bool:
+        """Keep ``game`` if it holds a window; say whether it did."""
+        if game.actions.shape[0] < self.steps:
+            return False
+        self.games.append(game)
+        self.cumulative.append(np.cumsum(window_weights(game, self.steps, self.event_weight)))
+        return True
 
     @property
     def num_frames(self) -> int:
@@ -255,7 +261,8 @@ class FramePool:
         if self.rotating and self.batches and self.batches % self.swap_every == 0:
             self.games.pop(0)
             self.cumulative.pop(0)
-            self._load_next()
+            while not self._load_next():   # a game too short for a window is passed over; one long enough exists
+                pass
         self.batches += 1
         totals = np.array([c[-1] for c in self.cumulative])
         which = self.rng.choice(len(self.games), size=batch_size, p=totals / totals.sum())

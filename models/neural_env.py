@@ -249,12 +249,13 @@ class NeuralBreakoutEnv(gym.Env):
         if self._indices is None:
             raise NeuralEnvError("call reset() before step_latents()")
         action = self._check_action(action)
-        codes = torch.as_tensor(np.asarray(codes), dtype=torch.long, device=self.device).reshape(1, -1)
+        given = np.asarray(codes).reshape(-1)
         config = self.world_model.config
-        if codes.shape[1] != config.num_latents or not bool(((codes >= 0) & (codes < config.num_codes)).all()):
+        if not np.issubdtype(given.dtype, np.integer) or given.size != config.num_latents \
+                or not ((given >= 0) & (given < config.num_codes)).all():
             raise NeuralEnvError(f"codes must be {config.num_latents} integer(s) 0-{config.num_codes - 1}, "
-                                 f"got {codes[0].tolist()}")
-        return self._advance(codes, action)
+                                 f"got {given.tolist()}")
+        return self._advance(torch.as_tensor(given, dtype=torch.long, device=self.device)[None], action)
 
     def _advance(self, codes: torch.Tensor, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         """Draw the next frame from codes (1, L) and move the context and the action history on."""

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from models import breakout_objects as objects
 from models import world_model_metrics as wm
+from models.action_to_latent import encode_game
 from models.atari import make_rgb_env
 from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
@@ -131,11 +132,11 @@ def recorded_steps(path: str | os.PathLike) -> int:
 
 
 def encoder_codes(model: LatentActionModel, frames: np.ndarray) -> np.ndarray:
-    """The encoder's codes (S, num_latents) of each step of real RGB ``frames`` (C + S, H, W, 3)."""
-    c = model.config.context_frames
+    """The encoder's codes (S, num_latents) of each step of real RGB ``frames`` (C + S, H, W, 3): the
+    steps with a full context, as ``encode_game`` reads them in collecting pairs."""
     with torch.inference_mode():
-        indices = model.to_indices(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device))[None]
-        return inferred_codes(model, indices[:, :c], indices[:, c:])[0].cpu().numpy()
+        indices = model.to_indices(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device))
+    return encode_game(model, indices.to(torch.uint8).cpu().numpy())[0][model.config.context_frames - 1:]
 
 
 def episode_rollouts(env: StepClock, files: Sequence[Path], num_starts: int, steps: int,

@@ -199,7 +199,9 @@ def test_step_latents_draws_the_frame_of_the_codes_given(tiny_dir: Path, start_f
     with pytest.raises(NeuralEnvError, match="codes must be"):
         env.step_latents(codes + 1, NOOP)      # one past the codebook
     with pytest.raises(NeuralEnvError, match="codes must be"):
-        env.step_latents(np.zeros(model.config.num_latents + 1), NOOP)
+        env.step_latents(np.zeros(model.config.num_latents + 1, dtype=np.int64), NOOP)
+    with pytest.raises(NeuralEnvError, match="codes must be"):
+        env.step_latents(codes + 0.5, NOOP)    # not whole numbers
     with pytest.raises(NeuralEnvError, match=r"call reset\(\) before step_latents\(\)"):
         NeuralBreakoutEnv(tiny_dir).step_latents(codes, NOOP)
     env.close()

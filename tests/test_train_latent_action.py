@@ -116,6 +116,20 @@ def test_pool_rotates_games_through_a_small_memory_budget(games):
     assert any(all(g is not f for f in first) for g in pool.games)  # some game was swapped in
 
 
+def test_pool_passes_over_games_too_short_for_a_window(games, tmp_path):
+    short = list_episode_files(make_games(tmp_path / "short", num_games=4, steps=3))
+    files = list_episode_files(games) + short
+    indexer = PaletteIndexer(palette_from_games(files))
+    pool = FramePool(files, indexer, context_frames=2, steps=5, memory_mb=0.5, swap_every=1,
+                     rng=np.random.default_rng(0))
+    held = len(pool.games)
+    for _ in range(30):   # every swap goes round the short games
+        assert pool.sample(2).future.shape == (2, 5, 210, 160)
+        assert len(pool.games) == held and all(g.actions.shape[0] >= 5 for g in pool.games)
+    with pytest.raises(UserError, match="none of the 4 training games has the 5 step"):
+        FramePool(short, indexer, context_frames=2, steps=5)
+
+
 def test_pool_loaded_by_several_threads_holds_the_same_games_in_the_same_order(games):
     files = list_episode_files(games)
     indexer = PaletteIndexer(palette_from_games(files))
