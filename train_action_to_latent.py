@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from models import breakout_objects as objects
 from models.action_to_latent import (MAX_STATE_FRAMES, STAGE, ActionToLatentConfig, PairTensors, TrainSettings,
-                                     action_only_ceiling, concat_pairs, decoded_targets, end_to_end, end_to_end_steps,
-                                     evaluate_mapper, event_pairs, labelled_subset, mapper_config, plot_confusion,
-                                     read_pairs, split_pairs, train_mapper, write_sweep)
+                                     action_only_ceiling, concat_pairs, decoded_targets, drawn_pairs, end_to_end,
+                                     end_to_end_steps, evaluate_mapper, event_pairs, labelled_subset, mapper_config,
+                                     plot_confusion, read_pairs, rollout_starts, split_pairs, train_mapper,
+                                     write_sweep)
 from models.checkpoint import save_checkpoint
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.latent_action import load_latent_action_model
@@ -70,6 +71,12 @@ class TrainConfig:
     event_targets: bool = arg(False, "pairs where the ball appears or vanishes or the lives digit changes, and the "
                                      "world model draws the encoder's code wrong, learn the code it draws closest "
                                      "to the real frame (needs the pairs' world model)")
+    drawn_starts: int = arg(0, "also train on pairs whose context the world model drew: from this many starts in the "
+                               "training games it rolls --drawn_steps forward with the real codes (needs the pairs' "
+                               "world model; 0: off)")
+    drawn_steps: int = arg(20, "pairs the world model draws after each start (--drawn_starts, --drawn_val_starts)")
+    drawn_val_starts: int = arg(512, "starts in the validation games for the accuracy on drawn context (skipped "
+                                     "without the world model; 0: off)")
     game: str = arg("Breakout", "Atari game; pairs collected from another game are refused")
     seed: int = arg(0, "seed of the split, the subset and the training")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
@@ -78,8 +85,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate")
+        check_positive(self, "drawn_steps")
         check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history",
-                       "offset_penalty", allow_zero=True)
+                       "offset_penalty", "drawn_starts", "drawn_val_starts", allow_zero=True)
+        if self.drawn_starts and (self.max_pairs or self.labelled_fraction < 1 or self.sweep):
+            raise ValueError("--drawn_starts trains on every training pair's label: leave out --max_pairs, "
+                             "--labelled_fraction and --sweep")
         if self.action_history > ACTION_MEMORY:
             raise ValueError(f"--action_history must be at most {ACTION_MEMORY}, the earlier actions the game keeps, "
                              f"got {self.action_history}")
@@ -97,7 +108,8 @@ class TrainConfig:
             raise ValueError(f"--sweep_variants: unknown variant(s) {sorted(unknown)}")
 
 
-PRESETS = {"quick": dict(num_steps=400, eval_every=100, num_val=2000, num_e2e=200, sweep_sizes=[100, 1000, 0])}
+PRESETS = {"quick": dict(num_steps=400, eval_every=100, num_val=2000, num_e2e=200, drawn_val_starts=32,
+                         sweep_sizes=[100, 1000, 0])}
 CURVES = ["loss", "train_accuracy", "val_loss", "accuracy", "step_accuracy"]
 
 
@@ -191,6 +203,41 @@ def retarget_events(world, pairs) -> None:
           f"{changed} of them the world model drew the encoder's code wrong there and another code closer")
 
 
+def with_drawn_pairs(cfg: TrainConfig, world, pairs, split) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """The pairs, and pairs on drawn context after them (``drawn_pairs``): from --drawn_starts starts in
+    the training games and --drawn_val_starts in the validation games. Returns the sets, the pairs
+    first, and the drawn ones' numbers for training and for validation, numbered on from set to set as
+    ``PairTensors`` numbers them."""
+    none = np.zeros(0, np.int64)
+    context_frames = int(pairs.metadata["context_frames"])
+    why = ("needs the world model the pairs came from (give --latent_checkpoint)" if world is None else
+           f"holds only the world model's {context_frames} context frames, fewer than --state_frames {cfg.state_frames}"
+           if cfg.state_frames > context_frames else "")
+    if why and cfg.drawn_starts:
+        raise UserError(f"--drawn_starts: a pair on drawn context {why}")
+    if why or not (cfg.drawn_starts or cfg.drawn_val_starts):
+        if cfg.drawn_val_starts and world is not None:
+            print(f"accuracy on drawn context skipped: a drawn pair {why}")
+        return [pairs], none, none
+    sets = []
+    for name, games, count in (("training", split.train, cfg.drawn_starts), ("validation", split.val, cfg.drawn_val_starts)):
+        starts = rollout_starts(pairs, games, cfg.drawn_steps, count, cfg.seed)
+        with tqdm(total=starts.size, desc=f"drawing {name} context", unit="start", dynamic_ncols=True, leave=False) as bar:
+            sets.append(drawn_pairs(world, pairs, starts, cfg.drawn_steps, cfg.action_history, progress=bar))
+    print(f"drawn context: {len(sets[0])} training and {len(sets[1])} validation pairs, {cfg.drawn_steps} after each "
+          "start in the world model's own frames")
+    first = len(pairs) + np.arange(len(sets[0]) + len(sets[1]))
+    return [pairs, *sets], first[:len(sets[0])], first[len(sets[0]):]
+
+
+def drawn_metrics(cfg: TrainConfig, mapper, data: PairTensors, idx: np.ndarray) -> dict[str, float]:
+    """The map's accuracy on the validation games' pairs on drawn context, keys prefixed ``drawn_``."""
+    if idx.size == 0:
+        return {}
+    ev = evaluate_mapper(mapper, data, idx, cfg.temperature, cfg.seed)
+    return {f"drawn_{k}": v for k, v in ev.metrics.items() if k != "val_loss"}
+
+
 def main() -> None:
     cfg = parse_config(TrainConfig, __doc__.splitlines()[0], presets=PRESETS)
     if cfg.threads:
@@ -201,7 +248,8 @@ def main() -> None:
     if pairs.metadata.get("game", cfg.game) != cfg.game:
         raise UserError(f"{' '.join(cfg.pairs_path)} was collected from {pairs.metadata['game']}, not {cfg.game} "
                         "(see --game)")
-    world, world_path = pairs_world_model(cfg, pairs, device) if cfg.event_targets or cfg.num_e2e else (None, "")
+    wants_world = cfg.event_targets or cfg.num_e2e or cfg.drawn_starts or cfg.drawn_val_starts
+    world, world_path = pairs_world_model(cfg, pairs, device) if wants_world else (None, "")
     if cfg.event_targets:
         if world is None:
             raise UserError(f"--event_targets needs the world model the pairs came from: {world_path or 'none named'} "
@@ -214,21 +262,24 @@ def main() -> None:
     train_idx = labelled_subset(split.train, min(wanted, cfg.max_pairs or wanted), cfg.seed)
     unlabelled = unlabelled_pairs(cfg, cfg.variant, split.train, train_idx)
     mcfg = build_config(cfg, cfg.variant, pairs, marginal=unlabelled.size > 0)
+    ceiling = action_only_ceiling(pairs.actions[train_idx], pairs.codes[train_idx], pairs.actions[split.val],
+                                  pairs.codes[split.val], mcfg.num_actions, mcfg.num_codes)
+    pair_sets, drawn_train, drawn_val = with_drawn_pairs(cfg, world, pairs, split)
     out = Path(cfg.output_path)
     prefix = out.parent / out.stem.removesuffix("_best")
     print(f"{len(pairs)} pairs: training on {train_idx.size} labelled (of {split.train.size}"
           + (f"; the other {unlabelled.size} unlabelled" if unlabelled.size else "")
+          + (f"; and {drawn_train.size} on drawn context" if drawn_train.size else "")
           + f"), validating on {split.val.size}; variant {cfg.variant}")
 
-    data = PairTensors(pairs, mcfg)
+    data = PairTensors(pair_sets, mcfg)
     log = MetricsLog(f"{prefix}_metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg))
-    result = train_one(cfg, mcfg, data, train_idx, split.val, device, f"train {cfg.variant}", log, unlabelled)
+    result = train_one(cfg, mcfg, data, np.concatenate([train_idx, drawn_train]), split.val, device,
+                       f"train {cfg.variant}", log, unlabelled)
     ev = evaluate_mapper(result.mapper, data, split.val, cfg.temperature, cfg.seed)
     metrics = dict(ev.metrics, labelled_pairs=float(train_idx.size), unlabelled_pairs=float(unlabelled.size),
-                   best_step=float(result.best_step))
-    metrics["action_only_ceiling"] = action_only_ceiling(
-        pairs.actions[train_idx], pairs.codes[train_idx], pairs.actions[split.val], pairs.codes[split.val],
-        mcfg.num_actions, mcfg.num_codes)
+                   drawn_pairs=float(drawn_train.size), best_step=float(result.best_step), action_only_ceiling=ceiling)
+    metrics.update(drawn_metrics(cfg, result.mapper, data, drawn_val))
     metrics.update(maybe_end_to_end(cfg, world, result.mapper, pairs, split.val))
     save_checkpoint(out, stage=STAGE, model=result.mapper, config=mcfg, step=result.best_step, metrics=metrics)
     if e2e := {k: v for k, v in metrics.items() if k.startswith("e2e_")}:

@@ -74,6 +74,8 @@ class PairSet:
     next_index: np.ndarray     # (N,) int64 frame number of each pair's next frame
     game_index: np.ndarray     # (N,) int64 which game each pair comes from
     metadata: dict[str, Any] = field(default_factory=dict)  # num_codes, context_frames, game, action_meanings...
+    history: np.ndarray | None = None  # (N, M) int64 the M actions before each pair, oldest first, where they
+                                       # cannot be read off the pairs before it (drawn pairs); never on disk
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -91,8 +93,12 @@ class PairSet:
         return list(self.metadata["action_meanings"])
 
     def action_history(self, length: int) -> np.ndarray:
-        """(N, length) int64: the ``length`` actions before each pair's, oldest first."""
-        return action_history(self.actions, self.game_index, length)
+        """(N, length) int64: the ``length`` actions before each pair's, oldest first (NOOP before
+        what is known)."""
+        if self.history is None:
+            return action_history(self.actions, self.game_index, length)
+        known = self.history[:, max(0, self.history.shape[1] - length):]
+        return np.concatenate([np.full((len(self), length - known.shape[1]), NOOP, np.int64), known], axis=1)
 
     def state_index(self, length: int) -> np.ndarray:
         """(N, length) int64 frame numbers of the ``length`` frames up to each pair's last context
@@ -214,12 +220,14 @@ def concat_pairs(sets: Sequence[PairSet], names: Sequence[str] | None = None) ->
     frame_offsets = np.cumsum([0] + [p.frames.shape[0] for p in sets[:-1]])
     game_offsets = np.cumsum([0] + [int(p.game_index.max()) + 1 for p in sets[:-1]])
     sources = [s for p in sets for s in p.metadata.get("sources", [])]
+    known = [p.history.shape[1] for p in sets if p.history is not None]
+    history = np.concatenate([p.action_history(max(known)) for p in sets]) if known else None
     return PairSet(actions=np.concatenate([p.actions for p in sets]), codes=np.concatenate([p.codes for p in sets]),
                    frames=np.concatenate([p.frames for p in sets]), palette=first.palette,
                    context_index=np.concatenate([p.context_index + o for p, o in zip(sets, frame_offsets)]),
                    next_index=np.concatenate([p.next_index + o for p, o in zip(sets, frame_offsets)]),
                    game_index=np.concatenate([p.game_index + o for p, o in zip(sets, game_offsets)]),
-                   metadata=dict(first.metadata, sources=sources))
+                   metadata=dict(first.metadata, sources=sources), history=history)
 
 
 # ============================================================================ collecting pairs
@@ -354,6 +362,53 @@ def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, find_even
         if progress is not None:
             progress.update(len(b))
     return codes, changed
+
+
+# ============================================================================ pairs on frames the world model drew
+
+def rollout_starts(pairs: PairSet, candidates: np.ndarray, steps: int, count: int, seed: int) -> np.ndarray:
+    """Up to ``count`` of the pairs ``candidates``, drawn with ``seed`` and in order, each followed by at
+    least ``steps`` more pairs of its game."""
+    fits = candidates[candidates + steps < len(pairs)]
+    fits = fits[pairs.game_index[fits + steps] == pairs.game_index[fits]]
+    return np.sort(np.random.default_rng(seed).choice(fits, min(count, fits.size), replace=False))
+
+
+@torch.no_grad()
+def drawn_pairs(world_model: Any, pairs: PairSet, starts: np.ndarray, steps: int, history_length: int,
+                batch_size: int = 64, progress: Any = None) -> PairSet:
+    """Pairs whose context the world model drew, as it does in play: from each start's real context it
+    draws ``steps`` + 1 frames, each from the frames before it (soon all its own) and the real step's
+    code. The ``steps`` pairs after the start keep their real action, code and earlier actions, with
+    the drawn context; their next frame is the drawn one. Each start is one game of the result.
+
+    In play the map never sees a real frame after the first: it sees the world model's, with whatever
+    the model got slightly wrong. These pairs let it learn from such frames. Starts: ``rollout_starts``
+    with the same ``steps``."""
+    c = pairs.context_index.shape[1]
+    seg = c + steps + 1                                          # frames per start: real context, then drawn
+    frames = np.zeros((starts.size, seg, *pairs.frames.shape[1:]), np.uint8)
+    frames[:, :c] = pairs.frames[pairs.context_index[starts]]
+    device = world_model.device
+    for lo in range(0, starts.size, batch_size):
+        b = starts[lo:lo + batch_size]
+        context = torch.from_numpy(frames[lo:lo + b.size, :c]).to(device)
+        for t in range(steps + 1):
+            drawn = world_model.predict_next(context, torch.from_numpy(pairs.codes[b + t]).to(device))
+            frames[lo:lo + b.size, c + t] = drawn.cpu().numpy()
+            context = torch.cat([context[:, 1:], drawn.to(context.dtype)[:, None]], dim=1)
+        if progress is not None:
+            progress.update(b.size)
+    taken = (starts[:, None] + np.arange(1, steps + 1)).reshape(-1)          # the real pairs, start by start
+    base = np.repeat(np.arange(starts.size) * seg, steps)
+    t = np.tile(np.arange(1, steps + 1), starts.size)
+    sources = pairs.metadata.get("sources", [])
+    names = [f"drawn from {sources[g] if g < len(sources) else f'game {g}'} after pair {i}"
+             for g, i in zip(pairs.game_index[starts].tolist(), starts.tolist())]
+    return PairSet(actions=pairs.actions[taken], codes=pairs.codes[taken], frames=frames.reshape(-1, *frames.shape[2:]),
+                   palette=pairs.palette, context_index=(base + t)[:, None] + np.arange(c), next_index=base + c + t,
+                   game_index=np.repeat(np.arange(starts.size), steps), metadata=dict(pairs.metadata, sources=names),
+                   history=pairs.action_history(history_length)[taken])
 
 
 # ============================================================================ pair statistics
@@ -702,19 +757,22 @@ def load_action_mapper(path: str | os.PathLike, device: str | torch.device = "cp
 
 class PairTensors:
     """Pairs as tensors ready for batches: actions, the actions before them, codes, and the pooled state
-    frames (each stored frame pooled once; a pair's state is gathered by frame number)."""
+    frames (each stored frame pooled once; a pair's state is gathered by frame number). Several sets
+    are numbered on from set to set, without copying their frames into one array first."""
 
-    def __init__(self, pairs: PairSet, cfg: ActionToLatentConfig, chunk: int = 512):
-        self.actions = torch.from_numpy(pairs.actions)                     # (N,)
-        self.history = torch.from_numpy(pairs.action_history(cfg.action_history))  # (N, action_history)
-        self.codes = torch.from_numpy(pairs.codes)                         # (N, L)
-        self.state_index = torch.from_numpy(pairs.state_index(cfg.state_frames))  # (N, S)
+    def __init__(self, pairs: PairSet | Sequence[PairSet], cfg: ActionToLatentConfig, chunk: int = 512):
+        sets = [pairs] if isinstance(pairs, PairSet) else list(pairs)
+        offsets = np.cumsum([0] + [p.frames.shape[0] for p in sets[:-1]])
+        self.actions = torch.from_numpy(np.concatenate([p.actions for p in sets]))                    # (N,)
+        self.history = torch.from_numpy(np.concatenate([p.action_history(cfg.action_history) for p in sets]))
+        self.codes = torch.from_numpy(np.concatenate([p.codes for p in sets]))                        # (N, L)
+        self.state_index = torch.from_numpy(np.concatenate([p.state_index(cfg.state_frames) + o
+                                                            for p, o in zip(sets, offsets)]))        # (N, S)
         self.pooled = None
         if cfg.variant == "action_state":
-            palette = torch.from_numpy(pairs.palette)
-            chunks = [pool_frames(palette[torch.from_numpy(pairs.frames[i:i + chunk]).long()], cfg.state_pool)
-                      for i in range(0, pairs.frames.shape[0], chunk)]
-            self.pooled = torch.cat(chunks)                                # (F, 3, h, w) uint8
+            palette = torch.from_numpy(sets[0].palette)
+            self.pooled = torch.cat([pool_frames(palette[torch.from_numpy(p.frames[i:i + chunk]).long()], cfg.state_pool)
+                                     for p in sets for i in range(0, p.frames.shape[0], chunk)])     # (F, 3, h, w) uint8
 
     def batch(self, idx: torch.Tensor, device: torch.device | str = "cpu",
               unknown_action: int | None = None) -> tuple[MapperInputs, torch.Tensor]:

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairSet, PairTensors, TrainSettings,
-                                     action_history, concat_pairs, context_path_for, decoded_targets, end_to_end,
-                                     evaluate_mapper, event_pairs, flags_per_frame,
-                                     load_action_mapper, mapper_config, pool_frames, read_pairs, split_pairs,
+                                     action_history, concat_pairs, context_path_for, decoded_targets, drawn_pairs,
+                                     end_to_end, evaluate_mapper, event_pairs, flags_per_frame, load_action_mapper,
+                                     mapper_config, pool_frames, read_pairs, rollout_starts, split_pairs,
                                      train_mapper, write_pairs)
 from models.checkpoint import CheckpointError, save_checkpoint
 from models.cli import UserError, parse_config
@@ -258,6 +258,10 @@ def test_collections_of_pairs_join_with_their_games_kept_apart() -> None:
     assert np.array_equal(both.frames[both.context_index[len(a):]], b.frames[b.context_index])
     assert np.array_equal(both.frames[both.next_index[:len(a)]], a.frames[a.next_index])
     assert np.array_equal(both.action_history(2)[len(a):], b.action_history(2))  # no history leaks across sets
+    cfg = mapper_config("action_state", a, state_pool=[2, 2], action_history=2)
+    joined, copied, idx = PairTensors([a, b], cfg), PairTensors(both, cfg), torch.arange(len(both))
+    for x, y in zip(joined.batch(idx), copied.batch(idx)):
+        assert all(torch.equal(u, v) for u, v in zip(x, y)) if isinstance(x, tuple) else torch.equal(x, y)
     b.metadata = dict(b.metadata, num_codes=9)
     with pytest.raises(UserError, match="pairs second and first differ in num_codes"):
         concat_pairs([a, b], ["first", "second"])
@@ -413,6 +417,39 @@ def test_event_pairs_and_their_targets_are_the_codes_the_world_model_draws_right
         decoded_targets(SimpleNamespace(config=SimpleNamespace(num_latents=2)), pairs, events, flag_corner)
 
 
+def test_rollout_starts_leave_room_in_their_game() -> None:
+    pairs = synthetic_pairs(num_games=3, steps=10)
+    starts = rollout_starts(pairs, np.arange(len(pairs)), steps=4, count=100, seed=0)
+    assert starts.size == 3 * 6 and (pairs.game_index[starts + 4] == pairs.game_index[starts]).all()
+    some = rollout_starts(pairs, np.arange(10, 20), steps=4, count=3, seed=0)
+    assert some.size == 3 and (np.diff(some) > 0).all() and set(some) <= set(range(10, 16))
+
+
+def test_drawn_pairs_see_the_world_models_own_frames() -> None:
+    """With a stand-in world model that writes the code into a corner, each drawn context is the real
+    start's context followed by the frames it drew; action, code and earlier actions stay the real ones."""
+    pairs = synthetic_pairs(num_games=2, steps=10)
+    pairs.codes %= 3
+    world, starts = CodeInCorner(), np.array([2, 12])
+    drawn = drawn_pairs(world, pairs, starts, steps=3, history_length=4, batch_size=1)
+    assert len(drawn) == 6 and np.unique(drawn.game_index).size == 2
+    taken = np.array([3, 4, 5, 13, 14, 15])
+    assert np.array_equal(drawn.actions, pairs.actions[taken]) and np.array_equal(drawn.codes, pairs.codes[taken])
+    assert np.array_equal(drawn.action_history(4), pairs.action_history(4)[taken])
+    assert np.array_equal(drawn.action_history(6)[:, 2:], pairs.action_history(4)[taken])   # NOOP before what is known
+    expected = torch.from_numpy(pairs.frames[pairs.context_index[starts]])                 # (2, C, H, W)
+    for t in range(4):
+        frame = world.predict_next(expected, torch.from_numpy(pairs.codes[starts + t])).to(torch.uint8)
+        expected = torch.cat([expected[:, 1:], frame[:, None]], dim=1)
+        if t < 3:
+            assert np.array_equal(drawn.frames[drawn.context_index[[t, 3 + t]]], expected.numpy()), t
+    assert np.array_equal(drawn.frames[drawn.next_index[[2, 5]]], expected[:, -1].numpy())
+    assert drawn.frames[drawn.context_index[0, -1], 0, 0] == min(pairs.codes[2, 0], 2)   # drawn, not real
+    assert np.array_equal(drawn.frames[drawn.context_index[0, 0]], pairs.frames[pairs.context_index[2, -1]])
+    both = concat_pairs([pairs, drawn])
+    assert np.array_equal(both.action_history(4), np.concatenate([pairs.action_history(4), drawn.action_history(4)]))
+
+
 # ----------------------------------------------------------------------------- the script
 
 def test_train_script_end_to_end(tmp_path: Path, script) -> None:
@@ -479,13 +516,33 @@ def test_train_script_retargets_events_with_the_pairs_world_model(tmp_path: Path
 
 
 
+def test_train_script_learns_from_drawn_context(tmp_path: Path, script) -> None:
+    pairs = synthetic_pairs(num_games=5, steps=30)
+    world = tiny_world_model()
+    pairs.metadata.update(num_codes=world.config.num_codes, latent_checkpoint=str(tmp_path / "wm.pt"))
+    write_pairs(tmp_path / "pairs.json", pairs)
+    args = ("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--output_path",
+            str(tmp_path / "m.pt"), "--num_steps", "5", "--num_e2e", "0", "--state_pool", "2", "2", "--threads", "1",
+            "--state_frames", "2", "--drawn_starts", "6", "--drawn_steps", "5", "--drawn_val_starts", "2")
+    proc = script(*args, check=False)
+    assert proc.returncode == 1 and "--drawn_starts: a pair on drawn context needs the world model" in proc.stderr
+    save_checkpoint(tmp_path / "wm.pt", stage="latent_action", model=world, config=world.config, step=0)
+    proc = script(*args)
+    assert "drawn context: 30 training and 10 validation pairs" in proc.stdout
+    metrics = torch.load(tmp_path / "m.pt", weights_only=True)["metrics"]
+    assert metrics["drawn_pairs"] == 30 and 0 <= metrics["drawn_accuracy"] <= 1 and "drawn_accuracy_LEFT" in metrics
+    proc = script(*args[:-6], "--state_frames", "3")
+    assert "accuracy on drawn context skipped: a drawn pair holds only the world model's 2 context frames" in proc.stdout
+
+
 def test_train_flags_are_checked(capsys) -> None:
     from train_action_to_latent import TrainConfig
     for flags, message in ((["--max_pairs", "-5"], "--max_pairs must be zero or more"),
                            (["--labelled_fraction", "0"], "--labelled_fraction must lie in (0, 1]"),
                            (["--sweep_variants", "tabular"], "unknown variant"),
                            (["--action_history", "17"], "--action_history must be at most 16"),
-                           (["--state_frames", "33"], "--state_frames must be at most 32")):
+                           (["--state_frames", "33"], "--state_frames must be at most 32"),
+                           (["--drawn_starts", "8", "--max_pairs", "100"], "--drawn_starts trains on every")):
         with pytest.raises(SystemExit) as exc:
             parse_config(TrainConfig, "", flags)
         assert exc.value.code == 2 and message in capsys.readouterr().err
