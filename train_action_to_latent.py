@@ -84,8 +84,8 @@ class TrainConfig:
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
-        check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate")
-        check_positive(self, "drawn_steps")
+        check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate",
+                       "drawn_steps")
         check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history",
                        "offset_penalty", "drawn_starts", "drawn_val_starts", allow_zero=True)
         if self.drawn_starts and (self.max_pairs or self.labelled_fraction < 1 or self.sweep):
