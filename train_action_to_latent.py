@@ -5,6 +5,7 @@
     python train_action_to_latent.py --max_pairs 1000         # how far do 1,000 labelled steps go?
                                                               # (the other pairs' codes still teach the state)
     python train_action_to_latent.py --sweep                  # accuracy against 100, 1k, 10k, all pairs
+    python train_action_to_latent.py --drawn_starts 4096      # also frames the world model drew, as in play
     python train_action_to_latent.py --pairs_path data/actions/action_latent_pairs.json \
         data/actions_hold/action_latent_pairs.json            # pairs of several collections together
 
