@@ -50,6 +50,7 @@ from models.checkpoint import CheckpointError, config_from_checkpoint, load_chec
 from models.cli import UserError
 from models.files import atomic_write, read_json
 from models.frame_dataset import IndexedGame, window_frame_indices
+from models.latent_action import rollout
 
 STAGE = "action_to_latent"
 VARIANTS = ("action", "action_state")
@@ -393,10 +394,8 @@ def drawn_pairs(world_model: Any, pairs: PairSet, starts: np.ndarray, steps: int
     for lo in range(0, starts.size, batch_size):
         b = starts[lo:lo + batch_size]
         context = torch.from_numpy(frames[lo:lo + b.size, :c]).to(device)
-        for t in range(steps + 1):
-            drawn = world_model.predict_next(context, torch.from_numpy(pairs.codes[b + t]).to(device))
-            frames[lo:lo + b.size, c + t] = drawn.cpu().numpy()
-            context = torch.cat([context[:, 1:], drawn.to(context.dtype)[:, None]], dim=1)
+        codes = torch.from_numpy(pairs.codes[b[:, None] + np.arange(steps + 1)]).to(device)   # (b, steps + 1, L)
+        frames[lo:lo + b.size, c:] = rollout(world_model, context, codes).cpu().numpy()
         if progress is not None:
             progress.update(b.size)
     taken = (starts[:, None] + np.arange(1, steps + 1)).reshape(-1)          # the real pairs, start by start
