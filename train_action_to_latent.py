@@ -210,21 +210,17 @@ def with_drawn_pairs(cfg: TrainConfig, world, pairs, split) -> tuple[list[Any], 
     first, and the drawn ones' numbers for training and for validation, numbered on from set to set as
     ``PairTensors`` numbers them."""
     none = np.zeros(0, np.int64)
-    context_frames = int(pairs.metadata["context_frames"])
-    why = ("needs the world model the pairs came from (give --latent_checkpoint)" if world is None else
-           f"holds only the world model's {context_frames} context frames, fewer than --state_frames {cfg.state_frames}"
-           if cfg.state_frames > context_frames else "")
-    if why and cfg.drawn_starts:
-        raise UserError(f"--drawn_starts: a pair on drawn context {why}")
-    if why or not (cfg.drawn_starts or cfg.drawn_val_starts):
-        if cfg.drawn_val_starts and world is not None:
-            print(f"accuracy on drawn context skipped: a drawn pair {why}")
+    if world is None and cfg.drawn_starts:
+        raise UserError("--drawn_starts: a pair on drawn context needs the world model the pairs came from "
+                        "(give --latent_checkpoint)")
+    if world is None or not (cfg.drawn_starts or cfg.drawn_val_starts):
         return [pairs], none, none
     sets = []
     for name, games, count in (("training", split.train, cfg.drawn_starts), ("validation", split.val, cfg.drawn_val_starts)):
         starts = rollout_starts(pairs, games, cfg.drawn_steps, count, cfg.seed)
         with tqdm(total=starts.size, desc=f"drawing {name} context", unit="start", dynamic_ncols=True, leave=False) as bar:
-            sets.append(drawn_pairs(world, pairs, starts, cfg.drawn_steps, cfg.action_history, progress=bar))
+            sets.append(drawn_pairs(world, pairs, starts, cfg.drawn_steps, cfg.action_history, cfg.state_frames,
+                                    progress=bar))
     print(f"drawn context: {len(sets[0])} training and {len(sets[1])} validation pairs, {cfg.drawn_steps} after each "
           "start in the world model's own frames")
     first = len(pairs) + np.arange(len(sets[0]) + len(sets[1]))

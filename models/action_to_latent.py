@@ -77,6 +77,8 @@ class PairSet:
     metadata: dict[str, Any] = field(default_factory=dict)  # num_codes, context_frames, game, action_meanings...
     history: np.ndarray | None = None  # (N, M) int64 the M actions before each pair, oldest first, where they
                                        # cannot be read off the pairs before it (drawn pairs); never on disk
+    earlier_frames: np.ndarray | None = None  # (N, E) int64 frame numbers of the E frames before each pair's context,
+                                              # oldest first, kept the same way and for the same pairs
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -103,12 +105,17 @@ class PairSet:
 
     def state_index(self, length: int) -> np.ndarray:
         """(N, length) int64 frame numbers of the ``length`` frames up to each pair's last context
-        frame, oldest first. Beyond its own context come the oldest context frames of the pairs before
-        it in its game; before a game's first frame, that frame again (a standing start)."""
+        frame, oldest first. Beyond its own context come its ``earlier_frames`` where it has them, else
+        the oldest context frames of the pairs before it in its game; before the first frame known, that
+        frame again (a standing start)."""
         c = self.context_index.shape[1]
         if length <= c:
             return self.context_index[:, c - length:]
         extra = length - c
+        if self.earlier_frames is not None:
+            known = self.earlier_frames[:, self.earlier_frames.shape[1] - min(extra, self.earlier_frames.shape[1]):]
+            oldest = known[:, :1] if known.shape[1] else self.context_index[:, :1]
+            return np.concatenate([np.repeat(oldest, extra - known.shape[1], axis=1), known, self.context_index], axis=1)
         columns = [self.context_index[:, 0]]          # columns[k]: the frame k steps before the context
         for back in range(1, extra + 1):
             column = columns[-1].copy()
@@ -223,12 +230,16 @@ def concat_pairs(sets: Sequence[PairSet], names: Sequence[str] | None = None) ->
     sources = [s for p in sets for s in p.metadata.get("sources", [])]
     known = [p.history.shape[1] for p in sets if p.history is not None]
     history = np.concatenate([p.action_history(max(known)) for p in sets]) if known else None
+    c = first.context_index.shape[1]
+    known = [p.earlier_frames.shape[1] for p in sets if p.earlier_frames is not None]
+    earlier = np.concatenate([p.state_index(c + max(known))[:, :max(known)] + o for p, o in zip(sets, frame_offsets)]) \
+        if known else None
     return PairSet(actions=np.concatenate([p.actions for p in sets]), codes=np.concatenate([p.codes for p in sets]),
                    frames=np.concatenate([p.frames for p in sets]), palette=first.palette,
                    context_index=np.concatenate([p.context_index + o for p, o in zip(sets, frame_offsets)]),
                    next_index=np.concatenate([p.next_index + o for p, o in zip(sets, frame_offsets)]),
                    game_index=np.concatenate([p.game_index + o for p, o in zip(sets, game_offsets)]),
-                   metadata=dict(first.metadata, sources=sources), history=history)
+                   metadata=dict(first.metadata, sources=sources), history=history, earlier_frames=earlier)
 
 
 # ============================================================================ collecting pairs
@@ -377,25 +388,28 @@ def rollout_starts(pairs: PairSet, candidates: np.ndarray, steps: int, count: in
 
 @torch.no_grad()
 def drawn_pairs(world_model: Any, pairs: PairSet, starts: np.ndarray, steps: int, history_length: int,
-                batch_size: int = 64, progress: Any = None) -> PairSet:
+                state_frames: int = 0, batch_size: int = 64, progress: Any = None) -> PairSet:
     """Pairs whose context the world model drew, as it does in play: from each start's real context it
     draws ``steps`` + 1 frames, each from the frames before it (soon all its own) and the real step's
     code. The ``steps`` pairs after the start keep their real action, code and earlier actions, with
-    the drawn context; their next frame is the drawn one. Each start is one game of the result.
+    the drawn context; their next frame is the drawn one. Each start is one game of the result. A map
+    that sees ``state_frames`` frames, more than the context, also gets the real frames before the
+    start (``earlier_frames``), as the game keeps them for it in play.
 
     In play the map never sees a real frame after the first: it sees the world model's, with whatever
     the model got slightly wrong. These pairs let it learn from such frames. Starts: ``rollout_starts``
     with the same ``steps``."""
     c = pairs.context_index.shape[1]
-    seg = c + steps + 1                                          # frames per start: real context, then drawn
+    real = max(c, state_frames)                                  # real frames up to each start's last context frame
+    seg = real + steps + 1                                       # frames per start: real ones, then drawn
     frames = np.zeros((starts.size, seg, *pairs.frames.shape[1:]), np.uint8)
-    frames[:, :c] = pairs.frames[pairs.context_index[starts]]
+    frames[:, :real] = pairs.frames[pairs.state_index(real)[starts]]
     device = world_model.device
     for lo in range(0, starts.size, batch_size):
         b = starts[lo:lo + batch_size]
-        context = torch.from_numpy(frames[lo:lo + b.size, :c]).to(device)
+        context = torch.from_numpy(frames[lo:lo + b.size, real - c:real]).to(device)
         codes = torch.from_numpy(pairs.codes[b[:, None] + np.arange(steps + 1)]).to(device)   # (b, steps + 1, L)
-        frames[lo:lo + b.size, c:] = rollout(world_model, context, codes).cpu().numpy()
+        frames[lo:lo + b.size, real:] = rollout(world_model, context, codes).cpu().numpy()
         if progress is not None:
             progress.update(b.size)
     taken = (starts[:, None] + np.arange(1, steps + 1)).reshape(-1)          # the real pairs, start by start
@@ -405,9 +419,10 @@ def drawn_pairs(world_model: Any, pairs: PairSet, starts: np.ndarray, steps: int
     names = [f"drawn from {sources[g] if g < len(sources) else f'game {g}'} after pair {i}"
              for g, i in zip(pairs.game_index[starts].tolist(), starts.tolist())]
     return PairSet(actions=pairs.actions[taken], codes=pairs.codes[taken], frames=frames.reshape(-1, *frames.shape[2:]),
-                   palette=pairs.palette, context_index=(base + t)[:, None] + np.arange(c), next_index=base + c + t,
-                   game_index=np.repeat(np.arange(starts.size), steps), metadata=dict(pairs.metadata, sources=names),
-                   history=pairs.action_history(history_length)[taken])
+                   palette=pairs.palette, context_index=(base + real - c + t)[:, None] + np.arange(c),
+                   next_index=base + real + t, game_index=np.repeat(np.arange(starts.size), steps),
+                   metadata=dict(pairs.metadata, sources=names), history=pairs.action_history(history_length)[taken],
+                   earlier_frames=(base + t)[:, None] + np.arange(real - c) if real > c else None)
 
 
 # ============================================================================ pair statistics

@@ -45,6 +45,7 @@ REPORT_STEPS = (1, 5, 20, 100)
 FIRST_STEPS = 20             # the open-loop targets' horizon: summary means over steps 1-20 too
 MAX_MOVES_AFTER_FIRE = 12   # a start plays up to this many random moves after FIRE: paddles everywhere
 STAY_PX = 1.0               # a paddle that moved less than this stayed
+PADDLE_TOLERANCE_PX = 2.0   # the paddle target at step FIRST_STEPS: games off by more than this are counted
 BASELINES = ("model", "copy_last_frame")
 
 
@@ -193,6 +194,42 @@ def step_curves(rollouts: Rollouts) -> dict[str, dict[str, np.ndarray]]:
     return curves
 
 
+def paddle_errors_by_game(rollouts: Rollouts, step: int) -> np.ndarray:
+    """(N,) |x| error of the model's paddle at ``step`` (1-based) in each game, NaN where either frame shows
+    none. The mean over games hides how it is made: a paddle that leaves a wall one step early or late
+    stays about 20 px off until it meets a wall again, while most games are exact."""
+    return np.abs(objects.paddle_x(rollouts.neural[:, step - 1]) - objects.paddle_x(rollouts.real[:, step - 1]))
+
+
+DISAGREEMENTS = ("model_serves_alone", "real_serves_alone", "model_loses_ball", "model_keeps_lost_ball")
+
+
+def presence_disagreements(rollouts: Rollouts) -> dict[str, float]:
+    """Share of all steps on which the model and the real game disagree about showing a ball, by how
+    each stretch of disagreement began (read at the step before it): the model served a ball the real
+    game did not, the real game served one the model did not, the model lost a ball the real game
+    still has, or kept one the real game lost."""
+    n, s = rollouts.actions.shape
+    real = objects.ball_present(rollouts.real.reshape(n * s, *rollouts.real.shape[2:])).reshape(n, s)
+    neural = objects.ball_present(rollouts.neural.reshape(n * s, *rollouts.neural.shape[2:])).reshape(n, s)
+    before = objects.ball_present(rollouts.context[:, -1])[:, None]                       # the same real frame
+    real_prev, neural_prev = (np.concatenate([before, x[:, :-1]], axis=1) for x in (real, neural))
+    counts = dict.fromkeys(DISAGREEMENTS, 0)
+    for i in range(n):
+        kind = None
+        for t in range(s):
+            if real[i, t] == neural[i, t]:
+                kind = None
+                continue
+            starts = kind is None or neural[i, t] != neural[i, t - 1]
+            if starts and neural[i, t]:
+                kind = "model_keeps_lost_ball" if neural_prev[i, t] else "model_serves_alone"
+            elif starts:
+                kind = "model_loses_ball" if real_prev[i, t] else "real_serves_alone"
+            counts[kind] += 1
+    return {kind: count / (n * s) for kind, count in counts.items()}
+
+
 # ------------------------------------------------------------------------------- control
 
 @dataclass
@@ -285,10 +322,16 @@ class Evaluation:
 
     def summary(self) -> dict[str, float]:
         """Means over all steps and over steps 1-FIRST_STEPS (``..._mean_first_20``; all steps when there
-        are fewer), the control shares, the speed."""
+        are fewer), how the paddle error at step FIRST_STEPS spreads over the games, the kinds of ball
+        presence disagreement, the control shares, the speed."""
         out = {f"{name}_{k}_mean": nanmean(v) for name, curve in self.curves.items() for k, v in curve.items()}
         out.update({f"{name}_{k}_mean_first_{FIRST_STEPS}": nanmean(v[:FIRST_STEPS])
                     for name, curve in self.curves.items() for k, v in curve.items()})
+        errors = paddle_errors_by_game(self.rollouts, min(FIRST_STEPS, self.rollouts.real.shape[1]))
+        seen = errors[~np.isnan(errors)]
+        out.update({f"model_paddle_error_px_median_at_{FIRST_STEPS}": float(np.median(seen)) if seen.size else math.nan,
+                    f"model_paddle_off_share_at_{FIRST_STEPS}": share(seen > PADDLE_TOLERANCE_PX)})
+        out.update({f"ball_disagreement_{kind}": v for kind, v in presence_disagreements(self.rollouts).items()})
         movable = [t for t in self.controls if t.movable]
         out.update(controllability=share(t.passed for t in self.controls),
                    controllability_movable=share(t.passed for t in movable),
@@ -358,6 +401,9 @@ def report(evaluation: Evaluation, settings: dict[str, Any], checkpoints: dict[s
             "controllability": f"share of LEFT/RIGHT holds from the same state where the neural paddle moved "
                                f"the emulator's way, or both stayed (moves under {STAY_PX:g} px count as staying)",
             "delta_psnr_t4": "PSNR at t=4 of a rollout on the encoder's latents minus one on random latents",
+            f"model_paddle_off_share_at_{FIRST_STEPS}": f"share of the games (of those where both frames show a "
+                                                      f"paddle) whose model paddle is more than "
+                                                      f"{PADDLE_TOLERANCE_PX:g} px off the real one at step {FIRST_STEPS}",
         },
     }
     return json_safe(body)
@@ -444,6 +490,11 @@ def format_table(evaluation: Evaluation) -> str:
               f"{s[f'model_paddle_error_px_mean_first_{FIRST_STEPS}']:.2f} px, ball shown when the real game shows it "
               f"{s[f'model_ball_recall_mean_first_{FIRST_STEPS}']:.1%}, ball presence agreement "
               f"{s[f'model_ball_presence_mean_first_{FIRST_STEPS}']:.1%}",
+              f"paddle at step {min(FIRST_STEPS, evaluation.rollouts.real.shape[1])}: median error "
+              f"{s[f'model_paddle_error_px_median_at_{FIRST_STEPS}']:.1f} px over the games; "
+              f"{s[f'model_paddle_off_share_at_{FIRST_STEPS}']:.1%} of them more than {PADDLE_TOLERANCE_PX:g} px off",
+              "steps where the model and the real game disagree about the ball: " + ", ".join(
+                  f"{kind.replace('_', ' ')} {s[f'ball_disagreement_{kind}']:.1%}" for kind in DISAGREEMENTS),
               f"controllability: {s['controllability']:.0%} of {int(s['control_trials'])} LEFT/RIGHT trials "
               f"({s['controllability_movable']:.0%} of the {int(s['control_trials_movable'])} where the emulator's "
               f"paddle could move)",

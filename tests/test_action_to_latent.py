@@ -450,6 +450,30 @@ def test_drawn_pairs_see_the_world_models_own_frames() -> None:
     assert np.array_equal(both.action_history(4), np.concatenate([pairs.action_history(4), drawn.action_history(4)]))
 
 
+def test_drawn_pairs_keep_the_real_frames_before_for_a_map_that_sees_more() -> None:
+    """A map that sees more frames than the world model's context gets, before the drawn frames, the
+    real frames its start had, as the game keeps them for it in play."""
+    pairs = synthetic_pairs(num_games=2, steps=10)
+    pairs.codes %= 3
+    starts, c = np.array([2, 12]), pairs.context_index.shape[1]
+    seen = c + 3
+    drawn = drawn_pairs(CodeInCorner(), pairs, starts, steps=3, history_length=4, state_frames=seen, batch_size=1)
+    short = drawn_pairs(CodeInCorner(), pairs, starts, steps=3, history_length=4, batch_size=1)
+    assert short.earlier_frames is None and drawn.earlier_frames.shape == (6, seen - c)
+    assert np.array_equal(drawn.frames[drawn.context_index], short.frames[short.context_index])
+    assert np.array_equal(drawn.frames[drawn.next_index], short.frames[short.next_index])
+    state = drawn.frames[drawn.state_index(seen)]                          # (6, seen, H, W)
+    real = pairs.frames[pairs.state_index(seen)[starts]]                   # (2, seen, H, W)
+    for start in range(2):
+        for t in range(1, 4):                                              # t frames drawn so far
+            pair = 3 * start + t - 1
+            assert np.array_equal(state[pair, :seen - t], real[start, t:]), (start, t)
+            assert np.array_equal(state[pair, -c:], short.frames[short.context_index[pair]])
+    both = concat_pairs([pairs, drawn])
+    assert np.array_equal(both.frames[both.state_index(seen)],
+                          np.concatenate([pairs.frames[pairs.state_index(seen)], state]))
+
+
 # ----------------------------------------------------------------------------- the script
 
 def test_train_script_end_to_end(tmp_path: Path, script) -> None:
@@ -531,8 +555,8 @@ def test_train_script_learns_from_drawn_context(tmp_path: Path, script) -> None:
     assert "drawn context: 30 training and 10 validation pairs" in proc.stdout
     metrics = torch.load(tmp_path / "m.pt", weights_only=True)["metrics"]
     assert metrics["drawn_pairs"] == 30 and 0 <= metrics["drawn_accuracy"] <= 1 and "drawn_accuracy_LEFT" in metrics
-    proc = script(*args[:-6], "--state_frames", "3")
-    assert "accuracy on drawn context skipped: a drawn pair holds only the world model's 2 context frames" in proc.stdout
+    proc = script(*args[:-8], "--state_frames", "3", *args[-6:])      # more than the world model's 2 frames
+    assert "drawn context: 30 training and 10 validation pairs" in proc.stdout
 
 
 def test_train_flags_are_checked(capsys) -> None:

@@ -13,6 +13,7 @@ import pytest
 import evaluate_world_model
 from models import world_model_evaluation as ev
 from models.atari import make_rgb_env
+from models.breakout_objects import BALL_PADDLE_RGB, PADDLE_ROWS
 from models.cli import UserError
 from models.episodes import Episode, EpisodeError, save_episode
 from models.neural_env import ACTION_NAMES, FIRE, LEFT, NOOP, RIGHT, real_start
@@ -52,6 +53,8 @@ def test_emulator_evaluation_writes_everything(tiny_dir: Path, tmp_path: Path, c
         assert video.count_frames() == 5 and video.get_meta_data()["size"][0] == 3 * 160 + 2 * 4
     out = capsys.readouterr().out
     assert "controllability" in out and "steps/s" in out and "PSNR" in out and "over steps 1-5:" in out
+    assert "paddle at step 5: median error" in out and "model serves alone" in out
+    assert set(ev.DISAGREEMENTS) <= {k.removeprefix("ball_disagreement_") for k in summary}
     assert not [p for p in (tmp_path / "eval").iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
@@ -90,13 +93,55 @@ def test_evaluation_from_recorded_games_uses_their_test_split(tiny_dir: Path, tm
 def test_summary_means_over_all_steps_and_the_first_20() -> None:
     steps = np.arange(1.0, 31.0)            # 30 steps: 1, 2, ... 30
     curves = {"model": {"paddle_error_px": steps, "ball_recall": np.r_[np.full(20, np.nan), np.ones(10)]}}
-    rollouts = ev.Rollouts(source="emulator", starts=["seed 0"], real=np.zeros((1, 30, 2, 2, 3), np.uint8),
-                           neural=np.zeros((1, 30, 2, 2, 3), np.uint8), context=np.zeros((1, 4, 2, 2, 3), np.uint8),
+    rollouts = ev.Rollouts(source="emulator", starts=["seed 0"], real=np.zeros((1, 30, 210, 160, 3), np.uint8),
+                           neural=np.zeros((1, 30, 210, 160, 3), np.uint8),
+                           context=np.zeros((1, 4, 210, 160, 3), np.uint8),
                            actions=np.zeros((1, 30), np.int64))
     summary = ev.Evaluation(rollouts=rollouts, curves=curves, controls=[], delta_psnr_t4=math.nan,
                             model_steps_per_s=1.0).summary()
     assert summary["model_paddle_error_px_mean"] == 15.5 and summary["model_paddle_error_px_mean_first_20"] == 10.5
     assert summary["model_ball_recall_mean"] == 1.0 and math.isnan(summary["model_ball_recall_mean_first_20"])
+    assert math.isnan(summary["model_paddle_error_px_median_at_20"])   # no paddle in any frame
+    assert math.isnan(summary["model_paddle_off_share_at_20"])
+
+
+def test_paddle_error_at_step_20_game_by_game() -> None:
+    """Four games, the real paddle at column 50: the model's exact, 1 px off, 24 px off, and missing."""
+    real = np.zeros((4, 20, 210, 160, 3), np.uint8)
+    neural = np.zeros_like(real)
+    real[:, :, PADDLE_ROWS[0]:PADDLE_ROWS[1], 42:58] = BALL_PADDLE_RGB
+    for game, shift in enumerate((0, 1, 24)):
+        neural[game, :, PADDLE_ROWS[0]:PADDLE_ROWS[1], 42 + shift:58 + shift] = BALL_PADDLE_RGB
+    rollouts = ev.Rollouts(source="emulator", starts=[f"seed {i}" for i in range(4)], real=real, neural=neural,
+                           context=real[:, :4], actions=np.zeros((4, 20), np.int64))
+    errors = ev.paddle_errors_by_game(rollouts, 20)
+    assert errors[:3].tolist() == [0.0, 1.0, 24.0] and math.isnan(errors[3])
+    summary = ev.Evaluation(rollouts=rollouts, curves={}, controls=[], delta_psnr_t4=math.nan,
+                            model_steps_per_s=1.0).summary()
+    assert summary["model_paddle_error_px_median_at_20"] == 1.0
+    assert summary["model_paddle_off_share_at_20"] == pytest.approx(1 / 3)
+
+
+def test_ball_presence_disagreements_by_how_they_began() -> None:
+    """Four games of 4 steps: the model loses the ball for 2 steps, serves alone for 2, misses the real
+    game's serve for 3, keeps a ball the real game lost for 3."""
+    shown = {"real": ["o", "....", ".ooo", "o..."], "neural": ["oo..", "..oo", "....", "oooo"]}
+    context_ball = [True, False, False, True]
+
+    def frames(rows: list[str]) -> np.ndarray:
+        out = np.zeros((4, 4, 210, 160, 3), np.uint8)
+        for game, row in enumerate(rows):
+            for step, mark in enumerate(row.ljust(4, "o")):
+                if mark == "o":
+                    out[game, step, 120:124, 60:62] = BALL_PADDLE_RGB
+        return out
+
+    context = np.zeros((4, 4, 210, 160, 3), np.uint8)
+    context[context_ball, -1, 120:124, 60:62] = BALL_PADDLE_RGB
+    rollouts = ev.Rollouts(source="emulator", starts=[f"seed {i}" for i in range(4)], real=frames(shown["real"]),
+                           neural=frames(shown["neural"]), context=context, actions=np.zeros((4, 4), np.int64))
+    assert ev.presence_disagreements(rollouts) == {"model_loses_ball": 2 / 16, "model_serves_alone": 2 / 16,
+                                                   "real_serves_alone": 3 / 16, "model_keeps_lost_ball": 3 / 16}
 
 
 def test_random_actions_are_seeded_valid_and_mostly_moves() -> None:
