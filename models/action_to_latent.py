@@ -231,9 +231,9 @@ def concat_pairs(sets: Sequence[PairSet], names: Sequence[str] | None = None) ->
     known = [p.history.shape[1] for p in sets if p.history is not None]
     history = np.concatenate([p.action_history(max(known)) for p in sets]) if known else None
     c = first.context_index.shape[1]
-    known = [p.earlier_frames.shape[1] for p in sets if p.earlier_frames is not None]
-    earlier = np.concatenate([p.state_index(c + max(known))[:, :max(known)] + o for p, o in zip(sets, frame_offsets)]) \
-        if known else None
+    before = max((p.earlier_frames.shape[1] for p in sets if p.earlier_frames is not None), default=0)
+    earlier = np.concatenate([p.state_index(c + before)[:, :before] + o for p, o in zip(sets, frame_offsets)]) \
+        if before else None
     return PairSet(actions=np.concatenate([p.actions for p in sets]), codes=np.concatenate([p.codes for p in sets]),
                    frames=np.concatenate([p.frames for p in sets]), palette=first.palette,
                    context_index=np.concatenate([p.context_index + o for p, o in zip(sets, frame_offsets)]),
