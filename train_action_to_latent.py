@@ -252,8 +252,9 @@ def main() -> None:
             raise UserError(f"--event_targets needs the world model the pairs came from: {world_path or 'none named'} "
                             "not found (give --latent_checkpoint)")
         retarget_events(world, pairs)
-    elif world is None and cfg.num_e2e and world_path:
-        print(f"end-to-end check skipped: world model {world_path} not found (give --latent_checkpoint)")
+    elif world is None and (cfg.num_e2e or cfg.drawn_val_starts) and world_path:
+        print(f"end-to-end check and accuracy on drawn context skipped: world model {world_path} not found "
+              "(give --latent_checkpoint)")
     split = split_pairs(pairs.game_index, cfg.val_fraction, cfg.seed)
     wanted = max(1, round(cfg.labelled_fraction * split.train.size))
     train_idx = labelled_subset(split.train, min(wanted, cfg.max_pairs or wanted), cfg.seed)

@@ -21,6 +21,7 @@ import os
 import time
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -320,10 +321,12 @@ class Evaluation:
         return {s: {name: {k: float(v[s - 1]) for k, v in curve.items()} for name, curve in self.curves.items()}
                 for s in REPORT_STEPS if s <= steps}
 
+    @cached_property
     def summary(self) -> dict[str, float]:
         """Means over all steps and over steps 1-FIRST_STEPS (``..._mean_first_20``; all steps when there
         are fewer), how the paddle error at step FIRST_STEPS spreads over the games, the kinds of ball
-        presence disagreement, the control shares, the speed."""
+        presence disagreement, the control shares, the speed. Worked out once: reading the ball in every
+        frame takes seconds."""
         out = {f"{name}_{k}_mean": nanmean(v) for name, curve in self.curves.items() for k, v in curve.items()}
         out.update({f"{name}_{k}_mean_first_{FIRST_STEPS}": nanmean(v[:FIRST_STEPS])
                     for name, curve in self.curves.items() for k, v in curve.items()})
@@ -390,7 +393,7 @@ def report(evaluation: Evaluation, settings: dict[str, Any], checkpoints: dict[s
         "checkpoints": checkpoints,
         "source": r.source,
         "starts": r.starts,
-        "summary": evaluation.summary(),
+        "summary": evaluation.summary,
         "at_steps": {str(s): v for s, v in evaluation.at_steps().items()},
         "per_step": {name: {k: v.tolist() for k, v in curve.items()} for name, curve in evaluation.curves.items()},
         "controllability_trials": [{"start": t.start, "action": t.action, "real_dx": t.real_dx,
@@ -479,7 +482,7 @@ def format_table(evaluation: Evaluation) -> str:
         lines.append(f"{step:>5}  {cell(row, 'psnr', '5.1f'):>13}  {cell(row, 'pixel_exact', '5.2f'):>13}  "
                      f"{cell(row, 'paddle_error_px', '5.1f'):>13}  {cell(row, 'ball_error_px', '5.1f'):>13}  "
                      f"{cell(row, 'ball_recall', '5.2f'):>13}")
-    s = evaluation.summary()
+    s = evaluation.summary
     lines += [f"one-step copy baseline (previous real frame): {s['copy_previous_psnr_mean']:.1f} dB mean over steps; "
               f"model {s['model_psnr_mean']:.1f} dB, held frame {s['copy_last_frame_psnr_mean']:.1f} dB",
               f"pixel-exact frames: model {s['model_pixel_exact_mean']:.1%}, held frame "

@@ -98,7 +98,7 @@ def test_summary_means_over_all_steps_and_the_first_20() -> None:
                            context=np.zeros((1, 4, 210, 160, 3), np.uint8),
                            actions=np.zeros((1, 30), np.int64))
     summary = ev.Evaluation(rollouts=rollouts, curves=curves, controls=[], delta_psnr_t4=math.nan,
-                            model_steps_per_s=1.0).summary()
+                            model_steps_per_s=1.0).summary
     assert summary["model_paddle_error_px_mean"] == 15.5 and summary["model_paddle_error_px_mean_first_20"] == 10.5
     assert summary["model_ball_recall_mean"] == 1.0 and math.isnan(summary["model_ball_recall_mean_first_20"])
     assert math.isnan(summary["model_paddle_error_px_median_at_20"])   # no paddle in any frame
@@ -117,7 +117,7 @@ def test_paddle_error_at_step_20_game_by_game() -> None:
     errors = ev.paddle_errors_by_game(rollouts, 20)
     assert errors[:3].tolist() == [0.0, 1.0, 24.0] and math.isnan(errors[3])
     summary = ev.Evaluation(rollouts=rollouts, curves={}, controls=[], delta_psnr_t4=math.nan,
-                            model_steps_per_s=1.0).summary()
+                            model_steps_per_s=1.0).summary
     assert summary["model_paddle_error_px_median_at_20"] == 1.0
     assert summary["model_paddle_off_share_at_20"] == pytest.approx(1 / 3)
 
