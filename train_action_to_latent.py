@@ -54,6 +54,8 @@ class TrainConfig:
     max_pairs: int = arg(0, "train on at most this many labelled pairs (0: no limit)")
     state_frames: int = arg(4, f"action_state: last frames the state net sees (at most {MAX_STATE_FRAMES}; "
                                    "more than the world model's context: the game keeps them)")
+    recent_frames: int = arg(0, "action_state: give the last this many state frames a conv stack of their own, "
+                                "the older ones another (0: one stack reads them all)")
     state_pool: list[int] = arg([5, 4], "action_state: rows and columns averaged into one cell of the state")
     state_channels: list[int] = arg([16, 32, 64], "action_state: conv widths (each halves the grid)")
     hidden: int = arg(128, "action_state: width of the hidden layer")
@@ -88,7 +90,7 @@ class TrainConfig:
         check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate",
                        "drawn_steps")
         check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history",
-                       "offset_penalty", "drawn_starts", "drawn_val_starts", allow_zero=True)
+                       "offset_penalty", "drawn_starts", "drawn_val_starts", "recent_frames", allow_zero=True)
         if self.drawn_starts and (self.max_pairs or self.labelled_fraction < 1 or self.sweep):
             raise ValueError("--drawn_starts trains on every training pair's label: leave out --max_pairs, "
                              "--labelled_fraction and --sweep")
@@ -97,6 +99,9 @@ class TrainConfig:
                              f"got {self.action_history}")
         if self.state_frames > MAX_STATE_FRAMES:
             raise ValueError(f"--state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
+        if self.recent_frames >= self.state_frames:
+            raise ValueError(f"--recent_frames must be fewer than --state_frames ({self.state_frames}), "
+                             f"got {self.recent_frames}")
         if len(set(self.pairs_path)) < len(self.pairs_path):
             raise ValueError(f"--pairs_path lists a file more than once: {self.pairs_path}")
         if not 0 < self.labelled_fraction <= 1:
@@ -115,9 +120,9 @@ CURVES = ["loss", "train_accuracy", "val_loss", "accuracy", "step_accuracy"]
 
 
 def build_config(cfg: TrainConfig, variant: str, pairs, marginal: bool = False) -> ActionToLatentConfig:
-    return mapper_config(variant, pairs, state_frames=cfg.state_frames, state_pool=cfg.state_pool,
-                         state_channels=cfg.state_channels, hidden=cfg.hidden, action_history=cfg.action_history,
-                         marginal=marginal)
+    return mapper_config(variant, pairs, state_frames=cfg.state_frames, recent_frames=cfg.recent_frames,
+                         state_pool=cfg.state_pool, state_channels=cfg.state_channels, hidden=cfg.hidden,
+                         action_history=cfg.action_history, marginal=marginal)
 
 
 def unlabelled_pairs(cfg: TrainConfig, variant: str, train: np.ndarray, labelled: np.ndarray) -> np.ndarray:

@@ -521,6 +521,7 @@ class ActionToLatentConfig:
     num_codes: int = 16              # the world model's codebook size
     context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
     state_frames: int = 4            # the last frames the state net looks at (more than context_frames: the env keeps them)
+    recent_frames: int = 0           # 0: one conv stack reads every state frame; n: the last n get a stack of their own
     action_history: int = 8          # earlier actions the state net also sees (see the module doc)
     marginal: bool = False           # action_state: an extra output for an unknown action, learnt from unlabelled pairs
     height: int = 210
@@ -540,6 +541,9 @@ class ActionToLatentConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.state_frames > MAX_STATE_FRAMES:
             raise ValueError(f"state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
+        if self.recent_frames < 0 or self.recent_frames and self.recent_frames >= self.state_frames:
+            raise ValueError(f"recent_frames must be 0 or fewer than state_frames ({self.state_frames}), "
+                             f"got {self.recent_frames}")
         if self.action_history < 0:
             raise ValueError(f"action_history must be zero or more, got {self.action_history}")
         if len(self.state_pool) != 2 or min(self.state_pool) < 1:
@@ -566,6 +570,15 @@ def pool_frames(rgb: torch.Tensor, pool: Sequence[int]) -> torch.Tensor:
     return x.round().to(torch.uint8).reshape(*lead, *x.shape[1:])
 
 
+def conv_stack(channels_in: int, widths: Sequence[int]) -> nn.Sequential:
+    """3x3 convolutions with ReLU, each halving the grid (overlapping, so no pixel is skipped)."""
+    layers = []
+    for width in widths:
+        layers += [nn.Conv2d(channels_in, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+        channels_in = width
+    return nn.Sequential(*layers)
+
+
 class StateNet(nn.Module):
     """Pooled frames (B, S, 3, h, w) uint8 and the earlier actions (B, action_history) -> logits for every
     action (B, A, L, K); with ``marginal``, (B, A + 1, L, K), the last for the unknown action ``A``,
@@ -574,23 +587,28 @@ class StateNet(nn.Module):
     def __init__(self, cfg: ActionToLatentConfig):
         super().__init__()
         self.cfg = cfg
-        layers, cin = [], 3 * cfg.state_frames
-        for cout in cfg.state_channels:  # each 3x3 convolution halves the grid (overlapping, so no pixel is skipped)
-            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
-            cin = cout
-        self.convs = nn.Sequential(*layers)
+        recent = cfg.recent_frames or cfg.state_frames
+        self.convs = conv_stack(3 * recent, cfg.state_channels)
+        # With recent_frames, the older frames get their own stack, so what the last frames show (the
+        # paddle's latest moves) does not have to share the first layer with what only the older ones
+        # show (how long ago the ball fell out of sight).
+        self.older_convs = conv_stack(3 * (cfg.state_frames - recent), cfg.state_channels) if cfg.recent_frames else None
         h, w = cfg.state_size
         for _ in cfg.state_channels:
             h, w = (h + 1) // 2, (w + 1) // 2
         self.tokens = cfg.num_actions + int(cfg.marginal)   # the actions, and the unknown one
-        inputs = cin * h * w + cfg.action_history * self.tokens
+        stacks = 2 if cfg.recent_frames else 1
+        inputs = stacks * cfg.state_channels[-1] * h * w + cfg.action_history * self.tokens
         self.head = nn.Sequential(nn.Linear(inputs, cfg.hidden), nn.ReLU(inplace=True),
                                   nn.Linear(cfg.hidden, self.tokens * cfg.num_latents * cfg.num_codes))
 
     def forward(self, pooled: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.cfg
-        x = pooled.flatten(1, 2).float() / 255.0                     # (B, S*3, h, w)
-        features = self.convs(x).flatten(1)                          # (B, F)
+        x = pooled.float() / 255.0                                   # (B, S, 3, h, w)
+        older = x.shape[1] - (cfg.recent_frames or x.shape[1])
+        features = self.convs(x[:, older:].flatten(1, 2)).flatten(1)  # (B, F)
+        if self.older_convs is not None:
+            features = torch.cat([self.older_convs(x[:, :older].flatten(1, 2)).flatten(1), features], dim=1)
         if cfg.action_history and (history is None or history.shape[1:] != (cfg.action_history,)):
             raise ValueError(f"this map needs the {cfg.action_history} earlier actions, (B, {cfg.action_history})")
         out = self._head(features, history)

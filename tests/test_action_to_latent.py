@@ -135,6 +135,30 @@ def test_a_map_can_look_further_back_than_the_world_model() -> None:
     assert not torch.equal(mapper.state_from_context(frames), mapper.state_from_context(frames[:, 1:]))
 
 
+def test_a_split_map_reads_the_recent_and_the_older_frames_with_separate_stacks(tmp_path: Path) -> None:
+    cfg = ActionToLatentConfig(context_frames=2, state_frames=5, recent_frames=2, state_channels=[4, 8], hidden=8,
+                               action_history=0, num_codes=6)
+    mapper = ActionToLatent(cfg).eval()
+    assert mapper.state_net.convs[0].in_channels == 6 and mapper.state_net.older_convs[0].in_channels == 9
+    frames = torch.randint(0, 256, (2, 5, 210, 160, 3), dtype=torch.uint8)
+    pooled = mapper.state_from_context(frames)
+    actions = torch.tensor([0, 3])
+    assert mapper(actions, pooled).shape == (2, 1, 6)
+    changed_older, changed_recent = pooled.clone(), pooled.clone()
+    changed_older[:, 0] = 255 - changed_older[:, 0]
+    changed_recent[:, -1] = 255 - changed_recent[:, -1]
+    with torch.no_grad():
+        mapper.state_net.older_convs[0].weight.zero_()      # the older stack now sees nothing
+        assert torch.equal(mapper(actions, pooled), mapper(actions, changed_older))
+        assert not torch.equal(mapper(actions, pooled), mapper(actions, changed_recent))
+    save_checkpoint(tmp_path / "m.pt", stage="action_to_latent", model=mapper, config=cfg, step=1)
+    loaded = load_action_mapper(tmp_path / "m.pt")
+    assert loaded.config == cfg and torch.equal(loaded(actions, pooled), mapper(actions, pooled))
+    for recent in (5, -1):
+        with pytest.raises(ValueError, match="recent_frames must be 0 or fewer than state_frames"):
+            ActionToLatentConfig(context_frames=2, state_frames=5, recent_frames=recent)
+
+
 def test_action_history_is_oldest_first_and_starts_each_game_from_noop() -> None:
     actions = np.array([1, 2, 3, 0, 2, 3, 3])
     games = np.array([0, 0, 0, 4, 4, 5, 5])
@@ -568,6 +592,7 @@ def test_train_flags_are_checked(capsys) -> None:
                            (["--sweep_variants", "tabular"], "unknown variant"),
                            (["--action_history", "17"], "--action_history must be at most 16"),
                            (["--state_frames", "33"], "--state_frames must be at most 32"),
+                           (["--recent_frames", "4"], "--recent_frames must be fewer than --state_frames (4)"),
                            (["--drawn_starts", "8", "--max_pairs", "100"], "--drawn_starts trains on every")):
         with pytest.raises(SystemExit) as exc:
             parse_config(TrainConfig, "", flags)
