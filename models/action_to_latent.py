@@ -541,7 +541,7 @@ class ActionToLatentConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.state_frames > MAX_STATE_FRAMES:
             raise ValueError(f"state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
-        if self.recent_frames < 0 or self.recent_frames and self.recent_frames >= self.state_frames:
+        if self.recent_frames < 0 or (self.recent_frames and self.recent_frames >= self.state_frames):
             raise ValueError(f"recent_frames must be 0 or fewer than state_frames ({self.state_frames}), "
                              f"got {self.recent_frames}")
         if self.action_history < 0:
