@@ -258,8 +258,9 @@ def main() -> None:
                             "not found (give --latent_checkpoint)")
         retarget_events(world, pairs)
     elif world is None and (cfg.num_e2e or cfg.drawn_val_starts) and world_path:
-        print(f"end-to-end check and accuracy on drawn context skipped: world model {world_path} not found "
-              "(give --latent_checkpoint)")
+        skipped = " and ".join(what for what, asked in (("end-to-end check", cfg.num_e2e),
+                                                        ("accuracy on drawn context", cfg.drawn_val_starts)) if asked)
+        print(f"{skipped} skipped: world model {world_path} not found (give --latent_checkpoint)")
     split = split_pairs(pairs.game_index, cfg.val_fraction, cfg.seed)
     wanted = max(1, round(cfg.labelled_fraction * split.train.size))
     train_idx = labelled_subset(split.train, min(wanted, cfg.max_pairs or wanted), cfg.seed)

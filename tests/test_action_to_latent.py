@@ -576,6 +576,7 @@ def test_train_script_learns_from_drawn_context(tmp_path: Path, script) -> None:
     assert proc.returncode == 1 and "--drawn_starts: a pair on drawn context needs the world model" in proc.stderr
     proc = script(*args[:-6], *args[-2:])                                  # validation starts only: skipped, said so
     assert "accuracy on drawn context skipped: world model" in proc.stdout and "drawn_accuracy" not in proc.stdout
+    assert "end-to-end check" not in proc.stdout                           # --num_e2e 0: not asked, not named
     save_checkpoint(tmp_path / "wm.pt", stage="latent_action", model=world, config=world.config, step=0)
     proc = script(*args)
     assert "drawn context: 30 training and 10 validation pairs" in proc.stdout
