@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from tqdm import tqdm
 
-from models.action_to_latent import PairCollector, format_pair_stats, plot_pair_stats, write_pairs
+from models.action_pairs import PairCollector, format_pair_stats, plot_pair_stats, write_pairs
 from models.atari import action_meanings, make_rgb_env
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files, read_episode_metadata

@@ -25,10 +25,10 @@ import torch
 from tqdm import tqdm
 
 from models import breakout_objects as objects
+from models.action_pairs import concat_pairs, decoded_targets, drawn_pairs, event_pairs, read_pairs, rollout_starts
 from models.action_to_latent import (MAX_STATE_FRAMES, STAGE, ActionToLatentConfig, PairTensors, TrainSettings,
-                                     action_only_ceiling, concat_pairs, decoded_targets, drawn_pairs, end_to_end,
-                                     end_to_end_steps, evaluate_mapper, event_pairs, labelled_subset, mapper_config,
-                                     plot_confusion, read_pairs, rollout_starts, split_pairs, train_mapper,
+                                     action_only_ceiling, end_to_end, end_to_end_steps, evaluate_mapper,
+                                     labelled_subset, mapper_config, plot_confusion, split_pairs, train_mapper,
                                      write_sweep)
 from models.checkpoint import save_checkpoint
 from models.cli import UserError, arg, check_positive, parse_config, run_main

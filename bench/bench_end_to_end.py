@@ -15,8 +15,8 @@ import time
 from tqdm import tqdm
 
 from bench.start_args import first_paragraph, parse_checked
-from models.action_to_latent import (check_latent_shape, concat_pairs, end_to_end, end_to_end_steps, load_action_mapper,
-                                     read_pairs, split_pairs)
+from models.action_pairs import concat_pairs, read_pairs
+from models.action_to_latent import check_latent_shape, end_to_end, end_to_end_steps, load_action_mapper, split_pairs
 from models.cli import UserError, run_main
 from models.latent_action import load_latent_action_model
 

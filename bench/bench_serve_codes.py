@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.start_args import first_paragraph
 from models import breakout_objects as objects
-from models.action_to_latent import PairSet, flags_per_frame, read_pairs
+from models.action_pairs import PairSet, flags_per_frame, read_pairs
 from models.cli import run_main
 
 def serve_and_wait_counts(pairs: PairSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

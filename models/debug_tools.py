@@ -17,7 +17,7 @@ import torch
 
 from models import breakout_objects as objects
 from models import world_model_metrics as wm
-from models.files import atomic_write
+from models.figures import pyplot, save_figure
 from models.frame_dataset import rgb_keys
 from models.action_to_latent import frames_kept
 from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, NeuralBreakoutEnv, real_opening
@@ -124,7 +124,7 @@ def describe(check: ColourCheck) -> list[str]:
 def plot_channels(path: str | os.PathLike, sources: dict[str, np.ndarray]) -> None:
     """A PNG panel: one row per source (one frame of it), columns RGB as stored and R, G, B on a 0-255
     scale, so a frame scaled to 0-1 shows black and a BGR frame shows its red in the B column."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(sources), 4, figsize=(10, 3.4 * len(sources)), squeeze=False)
     for row, (name, frame) in zip(axes, sources.items()):
         values = np.asarray(frame, dtype=np.float64)
@@ -136,7 +136,7 @@ def plot_channels(path: str | os.PathLike, sources: dict[str, np.ndarray]) -> No
         for ax in row:
             ax.axis("off")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------- first step
@@ -237,7 +237,7 @@ def first_step(env: NeuralBreakoutEnv, start: np.ndarray, real_next: np.ndarray,
 def plot_first_steps(path: str | os.PathLike, steps: Sequence[FirstStep]) -> None:
     """A PNG, one row per action: last context frame | real next | from the encoder's latent | from
     the mapped latent | where the two decoded frames differ (white)."""
-    plt = _pyplot()
+    plt = pyplot()
     titles = ("context (last)", "real next", "from encoder latent", "from mapped latent", "mapped vs encoder")
     fig, axes = plt.subplots(len(steps), 5, figsize=(12.5, 3.4 * len(steps)), squeeze=False)
     for row, s in zip(axes, steps):
@@ -247,20 +247,4 @@ def plot_first_steps(path: str | os.PathLike, steps: Sequence[FirstStep]) -> Non
             ax.set_title(f"{ACTION_NAMES[s.action]}: {title}", fontsize=9)
             ax.axis("off")
     fig.tight_layout()
-    _save(fig, path)
-
-
-# ------------------------------------------------------------------------------- figures
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str | os.PathLike) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    _pyplot().close(fig)
+    save_figure(fig, path)

@@ -22,6 +22,7 @@ from models.atari import FRAME_SKIP, env_id, make_rgb_env
 from models.breakout_objects import NUM_BRICKS, bricks_remaining
 from models.cli import UserError
 from models.episodes import Episode, read_episode_metadata, save_episode, write_manifest
+from models.figures import pyplot, save_figure
 from models.files import atomic_write
 from models.players import RANDOM_PLAYERS, Player, make_player
 
@@ -370,10 +371,7 @@ def write_manifest_and_plot(layout: Layout, games: list[GameSummary]) -> dict[st
 
 
 def plot_histograms(path: Path, games: list[GameSummary]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     kinds = sorted({g.player for g in games})
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -387,8 +385,7 @@ def plot_histograms(path: Path, games: list[GameSummary]) -> None:
     axes[0].legend(title="player")
     fig.suptitle(f"{len(games)} recorded games")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from models.figures import pyplot, save_figure
 from models.files import atomic_write
 
 
@@ -61,10 +62,7 @@ class MetricsLog:
 def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, keys: list[str],
                  title: str = "", x_key: str = "step") -> None:
     """One panel per key against ``x_key``; keys missing from the CSV are skipped."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -85,5 +83,4 @@ def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, keys:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(fig, png_path)

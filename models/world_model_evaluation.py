@@ -32,11 +32,11 @@ from tqdm import tqdm
 
 from models import breakout_objects as objects
 from models import world_model_metrics as wm
-from models.action_to_latent import encode_game
+from models.action_pairs import encode_game
 from models.atari import make_rgb_env
 from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
-from models.files import atomic_write
+from models.figures import pyplot, save_figure
 from models.latent_action import ROLLOUT_STEPS, LatentActionModel, inferred_codes, rollout
 from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
                                checkpoint_folder, paired_rollout, real_opening)
@@ -433,10 +433,7 @@ def difference_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def plot_curves(path: str | os.PathLike, title: str, ylabel: str, series: dict[str, np.ndarray]) -> None:
     """One line per series against the step (1..S), saved atomically as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for label, values in series.items():
@@ -447,8 +444,7 @@ def plot_curves(path: str | os.PathLike, title: str, ylabel: str, series: dict[s
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_plots(output_dir: Path, curves: dict[str, dict[str, np.ndarray]]) -> list[Path]:

@@ -1,59 +1,24 @@
 """Tests for models/action_to_latent.py and train_action_to_latent.py: the map's shapes and sampling, a
-synthetic problem with a known answer, refusing a map made for another latent shape, the pairs files,
-the end-to-end check through a (tiny, untrained) world model, and the script itself."""
+synthetic problem with a known answer, refusing a map made for another latent shape, the end-to-end
+check through a (tiny, untrained) world model, and the script itself."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairSet, PairTensors, TrainSettings,
-                                     action_history, concat_pairs, context_path_for, decoded_targets, drawn_pairs,
-                                     end_to_end, evaluate_mapper, event_pairs, flags_per_frame, load_action_mapper,
-                                     mapper_config, pool_frames, read_pairs, rollout_starts, split_pairs,
-                                     train_mapper, write_pairs)
+from models.action_pairs import PairSet, concat_pairs, write_pairs
+from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairTensors, TrainSettings, end_to_end,
+                                     evaluate_mapper, load_action_mapper, mapper_config, pool_frames, split_pairs,
+                                     train_mapper)
 from models.checkpoint import CheckpointError, save_checkpoint
 from models.cli import UserError, parse_config
 from models.latent_action import LatentActionModel, model_config
+from synthetic_pairs import H, NAMES, PALETTE, W, synthetic_pairs
 
 torch.set_num_threads(1)
-NAMES = ["NOOP", "FIRE", "RIGHT", "LEFT"]
-H, W = 20, 16          # small frames keep the synthetic problems fast
-PALETTE = np.array([[0, 0, 0], [200, 72, 72], [142, 142, 142]], np.uint8)
-
-
-def synthetic_pairs(num_games: int = 6, steps: int = 120, seed: int = 0) -> PairSet:
-    """A known mapping that needs the state: the code is 1 + action, except that a RIGHT with the
-    'paddle' (a block of colour 1) in the rightmost column, or a LEFT with it in the leftmost one, moves
-    nothing and gets the NOOP code. FIRE and NOOP share a code, as when the ball is in play."""
-    rng = np.random.default_rng(seed)
-    frames, actions, codes, ctx, nxt, games = [], [], [], [], [], []
-    offset = 0
-    for g in range(num_games):
-        col = rng.integers(0, 4, steps + 1)                          # paddle column (of 4) per frame
-        f = np.zeros((steps + 1, H, W), np.uint8)
-        for t, c in enumerate(col):
-            f[t, H - 3:H - 1, c * 4:c * 4 + 4] = 1
-        f[:, 2, :] = 2                                               # a static wall
-        a = rng.integers(0, 4, steps)
-        blocked = ((a == 2) & (col[:-1] == 3)) | ((a == 3) & (col[:-1] == 0))
-        code = np.where((a <= 1) | blocked, 1, a + 1)
-        t = np.arange(steps)
-        frames.append(f)
-        actions.append(a)
-        codes.append(code[:, None])
-        ctx.append(np.stack([np.maximum(t - 1, 0), t], 1) + offset)  # two context frames, the last is t
-        nxt.append(t + 1 + offset)
-        games.append(np.full(steps, g))
-        offset += steps + 1
-    meta = {"num_codes": 6, "num_latents": 1, "context_frames": 2, "game": "Breakout", "action_meanings": NAMES}
-    return PairSet(actions=np.concatenate(actions), codes=np.concatenate(codes), frames=np.concatenate(frames),
-                   palette=PALETTE, context_index=np.concatenate(ctx), next_index=np.concatenate(nxt),
-                   game_index=np.concatenate(games), metadata=meta)
 
 
 def train_on(pairs: PairSet, variant: str, steps: int = 300, action_history: int = 2,
@@ -157,14 +122,6 @@ def test_a_split_map_reads_the_recent_and_the_older_frames_with_separate_stacks(
     for recent in (5, -1):
         with pytest.raises(ValueError, match="recent_frames must be 0 or fewer than state_frames"):
             ActionToLatentConfig(context_frames=2, state_frames=5, recent_frames=recent)
-
-
-def test_action_history_is_oldest_first_and_starts_each_game_from_noop() -> None:
-    actions = np.array([1, 2, 3, 0, 2, 3, 3])
-    games = np.array([0, 0, 0, 4, 4, 5, 5])
-    assert action_history(actions, games, 1)[:, 0].tolist() == [0, 1, 2, 0, 0, 0, 3]
-    assert action_history(actions, games, 2).tolist() == [[0, 0], [0, 1], [1, 2], [0, 0], [0, 0], [0, 0], [0, 3]]
-    assert action_history(actions, games, 0).shape == (7, 0)
 
 
 def test_sampling_reads_the_last_actions_and_pads_with_noop() -> None:
@@ -338,40 +295,6 @@ def test_missing_and_wrong_stage_files_get_one_sentence(tmp_path: Path) -> None:
         load_action_mapper(tmp_path / "wm.pt")
 
 
-# ----------------------------------------------------------------------------- pairs files
-
-def test_pairs_round_trip_and_schema(tmp_path: Path) -> None:
-    pairs = synthetic_pairs(num_games=2, steps=10)
-    path = tmp_path / "action_latent_pairs.json"
-    write_pairs(path, pairs)
-    entries = json.loads(path.read_text())
-    assert len(entries) == 20 and all(set(e) == {"action", "latent_code"} for e in entries)
-    assert entries[3] == {"action": int(pairs.actions[3]), "latent_code": [int(pairs.codes[3, 0])]}
-    back = read_pairs(path)
-    for name in ("actions", "codes", "frames", "palette", "context_index", "next_index", "game_index"):
-        np.testing.assert_array_equal(getattr(back, name), getattr(pairs, name))
-    assert back.metadata == pairs.metadata
-
-
-def test_pairs_files_that_disagree_or_are_missing_are_refused(tmp_path: Path) -> None:
-    path = tmp_path / "p.json"
-    with pytest.raises(UserError, match="does not exist"):
-        read_pairs(path)
-    write_pairs(path, synthetic_pairs(num_games=2, steps=10))
-    entries = json.loads(path.read_text())
-    entries[0]["action"] = (entries[0]["action"] + 1) % 4
-    path.write_text(json.dumps(entries))
-    with pytest.raises(UserError, match="disagree"):
-        read_pairs(path)
-    path.write_text("[{\"action\": 1")
-    with pytest.raises(UserError, match="not valid JSON"):
-        read_pairs(path)
-    path.write_text(json.dumps(entries))
-    context_path_for(path).unlink()
-    with pytest.raises(UserError, match="context archive"):
-        read_pairs(path)
-
-
 # ----------------------------------------------------------------------------- end to end
 
 def test_end_to_end_compares_decoded_frames() -> None:
@@ -404,98 +327,6 @@ def test_end_to_end_compares_decoded_frames() -> None:
     pairs.metadata["num_codes"] = world.config.num_codes + 1   # pairs collected with another world model
     with pytest.raises(UserError, match="come from another world model"):
         end_to_end(mapper, world, pairs, idx)
-
-
-class CodeInCorner:
-    """A stand-in world model: the next frame is the last context frame with the code's value, capped
-    at colour 2, in the top-left pixel; codes above 2 draw it in the pixel beside as well."""
-    config = SimpleNamespace(num_codes=4, num_latents=1)
-    device = torch.device("cpu")
-
-    def predict_next(self, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        frame = context[:, -1].long().clone()
-        frame[:, 0, 0] = codes[:, 0].clamp(max=2)
-        frame[:, 0, 1] = torch.where(codes[:, 0] > 2, 2, frame[:, 0, 1])
-        return frame
-
-
-def test_event_pairs_and_their_targets_are_the_codes_the_world_model_draws_right() -> None:
-    pairs = synthetic_pairs(num_games=2, steps=10)
-    pairs.frames[:, 0, :2] = 0
-    pairs.codes[:] = 0
-    pairs.frames[5, 0, 0] = 2                 # game 0: into frame 5, an event that code 0 does not draw
-    pairs.frames[11, 0, 0] = 1                # game 1's first frame differs from game 0's last: no pair's event
-    pairs.frames[11 + 3, 0, :2] = 2           # game 1: into frame 14, an event that its code 2 draws, one pixel
-    pairs.codes[pairs.next_index == 14] = 2   # wrong beside it (code 3 would draw both)
-    flag_corner = lambda rgb: np.concatenate([[False], (rgb[1:, 0, 0] != rgb[:-1, 0, 0]).any(-1)])  # noqa: E731
-    events = event_pairs(pairs, flag_corner)
-    whole = flags_per_frame(pairs, flag_corner, overlap=1, chunk=len(pairs.frames))
-    assert (flags_per_frame(pairs, flag_corner, overlap=1, chunk=4) == whole).all()   # chunks see their predecessor
-    assert sorted(pairs.next_index[events].tolist()) == [5, 6, 12, 14, 15]
-    codes, changed = decoded_targets(CodeInCorner(), pairs, events, flag_corner, batch_size=3)
-    by_next = {int(pairs.next_index[i]): int(codes[i, 0]) for i in events}
-    assert by_next == {5: 2, 6: 0, 12: 0, 14: 2, 15: 0} and changed == 1
-    untouched = np.setdiff1d(np.arange(len(pairs)), events)
-    assert (codes[untouched] == pairs.codes[untouched]).all() and pairs.codes[events[0], 0] == 0
-    with pytest.raises(UserError, match="one latent per step"):
-        decoded_targets(SimpleNamespace(config=SimpleNamespace(num_latents=2)), pairs, events, flag_corner)
-
-
-def test_rollout_starts_leave_room_in_their_game() -> None:
-    pairs = synthetic_pairs(num_games=3, steps=10)
-    starts = rollout_starts(pairs, np.arange(len(pairs)), steps=4, count=100, seed=0)
-    assert starts.size == 3 * 6 and (pairs.game_index[starts + 4] == pairs.game_index[starts]).all()
-    some = rollout_starts(pairs, np.arange(10, 20), steps=4, count=3, seed=0)
-    assert some.size == 3 and (np.diff(some) > 0).all() and set(some) <= set(range(10, 16))
-
-
-def test_drawn_pairs_see_the_world_models_own_frames() -> None:
-    """With a stand-in world model that writes the code into a corner, each drawn context is the real
-    start's context followed by the frames it drew; action, code and earlier actions stay the real ones."""
-    pairs = synthetic_pairs(num_games=2, steps=10)
-    pairs.codes %= 3
-    world, starts = CodeInCorner(), np.array([2, 12])
-    drawn = drawn_pairs(world, pairs, starts, steps=3, history_length=4, batch_size=1)
-    assert len(drawn) == 6 and np.unique(drawn.game_index).size == 2
-    taken = np.array([3, 4, 5, 13, 14, 15])
-    assert np.array_equal(drawn.actions, pairs.actions[taken]) and np.array_equal(drawn.codes, pairs.codes[taken])
-    assert np.array_equal(drawn.action_history(4), pairs.action_history(4)[taken])
-    assert np.array_equal(drawn.action_history(6)[:, 2:], pairs.action_history(4)[taken])   # NOOP before what is known
-    expected = torch.from_numpy(pairs.frames[pairs.context_index[starts]])                 # (2, C, H, W)
-    for t in range(4):
-        frame = world.predict_next(expected, torch.from_numpy(pairs.codes[starts + t])).to(torch.uint8)
-        expected = torch.cat([expected[:, 1:], frame[:, None]], dim=1)
-        if t < 3:
-            assert np.array_equal(drawn.frames[drawn.context_index[[t, 3 + t]]], expected.numpy()), t
-    assert np.array_equal(drawn.frames[drawn.next_index[[2, 5]]], expected[:, -1].numpy())
-    assert drawn.frames[drawn.context_index[0, -1], 0, 0] == min(pairs.codes[2, 0], 2)   # drawn, not real
-    assert np.array_equal(drawn.frames[drawn.context_index[0, 0]], pairs.frames[pairs.context_index[2, -1]])
-    both = concat_pairs([pairs, drawn])
-    assert np.array_equal(both.action_history(4), np.concatenate([pairs.action_history(4), drawn.action_history(4)]))
-
-
-def test_drawn_pairs_keep_the_real_frames_before_for_a_map_that_sees_more() -> None:
-    """A map that sees more frames than the world model's context gets, before the drawn frames, the
-    real frames its start had, as the game keeps them for it in play."""
-    pairs = synthetic_pairs(num_games=2, steps=10)
-    pairs.codes %= 3
-    starts, c = np.array([2, 12]), pairs.context_index.shape[1]
-    seen = c + 3
-    drawn = drawn_pairs(CodeInCorner(), pairs, starts, steps=3, history_length=4, state_frames=seen, batch_size=1)
-    short = drawn_pairs(CodeInCorner(), pairs, starts, steps=3, history_length=4, batch_size=1)
-    assert short.earlier_frames is None and drawn.earlier_frames.shape == (6, seen - c)
-    assert np.array_equal(drawn.frames[drawn.context_index], short.frames[short.context_index])
-    assert np.array_equal(drawn.frames[drawn.next_index], short.frames[short.next_index])
-    state = drawn.frames[drawn.state_index(seen)]                          # (6, seen, H, W)
-    real = pairs.frames[pairs.state_index(seen)[starts]]                   # (2, seen, H, W)
-    for start in range(2):
-        for t in range(1, 4):                                              # t frames drawn so far
-            pair = 3 * start + t - 1
-            assert np.array_equal(state[pair, :seen - t], real[start, t:]), (start, t)
-            assert np.array_equal(state[pair, -c:], short.frames[short.context_index[pair]])
-    both = concat_pairs([pairs, drawn])
-    assert np.array_equal(both.frames[both.state_index(seen)],
-                          np.concatenate([pairs.frames[pairs.state_index(seen)], state]))
 
 
 # ----------------------------------------------------------------------------- the script

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.bench_serve_codes import serve_and_wait_counts
-from models.action_to_latent import PairSet
+from models.action_pairs import PairSet
 from models.atari import make_rgb_env
 from models.frame_dataset import PaletteIndexer, palette_from_frames
 

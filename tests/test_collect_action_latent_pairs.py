@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.action_to_latent import PairCollector, context_path_for, read_pairs
+from models.action_pairs import PairCollector, context_path_for, read_pairs
 from models.atari import action_meanings, make_rgb_env
 from models.checkpoint import save_checkpoint
 from models.cli import UserError
