@@ -11,8 +11,8 @@ sorted by what the real game does in it:
   that crosses the wall of bricks can go unseen there for a step, in the real frame or the model's).
 
 For the frames that are not pixel-exact it also tells which bands of rows hold their wrong pixels
-(``REGIONS``): the score and lives bar, the open field where the ball flies, the bricks, the paddle's
-rows, or below them.
+(``ROW_REGIONS`` of ``models.breakout_objects``): the score and lives bar, the open field where the
+ball flies, the bricks, the paddle's rows, or below them.
 
 Uniform training draws the first three in about 4% of its windows (``train_latent_action.py
 --event_weight`` draws them more often); an open-loop game goes wrong after any of them.
@@ -30,35 +30,11 @@ from tqdm import tqdm
 from bench.start_args import held_out_games, held_out_parser, parse_checked
 from models import breakout_objects as objects
 from models.cli import run_main
-from models.episodes import FRAME_SHAPE, load_episode
+from models.episodes import load_episode
 from models.latent_action import LatentActionModel, load_latent_action_model
 
-KINDS = ("serve", "ball lost", "life taken off", "ball-less wait", "ball in play")
 BATCH = 64
-REGIONS = {  # name: the frame's rows in it
-    "score and lives": np.r_[0:objects.BALL_ROWS[0]],
-    "open field": np.r_[objects.BALL_ROWS[0]:objects.BRICK_ROWS[0], objects.BRICK_ROWS[1]:objects.BALL_ROWS[1]],
-    "bricks": np.r_[objects.BRICK_ROWS[0]:objects.BRICK_ROWS[1]],
-    "paddle rows": np.r_[objects.PADDLE_ROWS[0]:objects.PADDLE_ROWS[1]],
-    "below the paddle": np.r_[objects.PADDLE_ROWS[1]:FRAME_SHAPE[0]],
-}
 
-
-def step_kinds(frames: np.ndarray, context_frames: int) -> np.ndarray:
-    """(T + 1 - C,) the kind (index into KINDS) of every step that predicts frame t >= C of a game."""
-    row = objects.ball_position(frames)[:, 0]   # NaN where no ball
-    on, low = ~np.isnan(row), row >= objects.LOST_ROW
-    lives = np.r_[False, objects.lives_digit_changed(frames)]
-    kinds = []
-    for t in range(context_frames, frames.shape[0]):
-        ball_in_context = on[t - context_frames:t].any()
-        if lives[t]:
-            kinds.append(2)
-        elif not ball_in_context:
-            kinds.append(0 if on[t] else 3)
-        else:
-            kinds.append(1 if low[t - 1] and not on[t] else 4)
-    return np.array(kinds)
 
 
 def judged_right(kinds: np.ndarray, real: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -67,12 +43,6 @@ def judged_right(kinds: np.ndarray, real: np.ndarray, predicted: np.ndarray) -> 
     digit_right = (predicted[:, top:bottom, left:right] == real[:, top:bottom, left:right]).all(axis=(1, 2, 3))
     ball_right = objects.ball_present(predicted) == objects.ball_present(real)
     return np.where(kinds == 2, digit_right, ball_right)
-
-
-def wrong_regions(real: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(B, len(REGIONS)) bool: which bands of rows hold a pixel the prediction gets wrong."""
-    wrong_rows = (predicted != real).any(axis=(2, 3))   # (B, H)
-    return np.stack([wrong_rows[:, rows].any(axis=1) for rows in REGIONS.values()], axis=1)
 
 
 @torch.inference_mode()
@@ -88,23 +58,23 @@ def one_step_from_encoder(model: LatentActionModel, frames: np.ndarray, targets:
 
 def event_figures(model: LatentActionModel, games: list) -> tuple[Counter, Counter, float, np.ndarray]:
     """Steps and right steps per kind, the share of frames predicted pixel-exact, and for the other
-    frames the share with wrong pixels in each of ``REGIONS``."""
+    frames the share with wrong pixels in each of ``objects.ROW_REGIONS``."""
     c = model.config.context_frames
     steps, right = Counter(), Counter()
     exact = total = 0
-    region_counts = np.zeros(len(REGIONS))
+    region_counts = np.zeros(len(objects.ROW_REGIONS))
     for path in tqdm(games, desc="games", unit="game", leave=False):
         frames = load_episode(path).frames
-        kinds = step_kinds(frames, c)
+        kinds = objects.step_kinds(frames, c)
         for start in range(0, kinds.size, BATCH):
             targets = np.arange(c + start, c + min(start + BATCH, kinds.size))
             batch_kinds = kinds[targets - c]
             predicted = one_step_from_encoder(model, frames, targets)
             ok = judged_right(batch_kinds, frames[targets], predicted)
-            for k in range(len(KINDS)):
+            for k in range(len(objects.STEP_KINDS)):
                 steps[k] += int((batch_kinds == k).sum())
                 right[k] += int(ok[batch_kinds == k].sum())
-            regions = wrong_regions(frames[targets], predicted)
+            regions = objects.wrong_regions(frames[targets], predicted)
             exact += int((~regions.any(axis=1)).sum())
             region_counts += regions.sum(axis=0)
             total += targets.size
@@ -119,8 +89,9 @@ def main() -> None:
     print(f"every step of {len(games)} {args.split} games of {args.episodes_dir}, with the encoder's code")
     for path in args.checkpoints:
         steps, right, exact, regions = event_figures(load_latent_action_model(path), games)
-        cells = ", ".join(f"{kind} {right[k] / max(steps[k], 1):.1%} of {steps[k]}" for k, kind in enumerate(KINDS))
-        where = ", ".join(f"{name} {share:.1%}" for name, share in zip(REGIONS, regions))
+        cells = ", ".join(f"{kind} {right[k] / max(steps[k], 1):.1%} of {steps[k]}"
+                          for k, kind in enumerate(objects.STEP_KINDS))
+        where = ", ".join(f"{name} {share:.1%}" for name, share in zip(objects.ROW_REGIONS, regions))
         print(f"{path}: {cells}; pixel-exact {exact:.1%}; the other frames have wrong pixels in: {where}", flush=True)
 
 
