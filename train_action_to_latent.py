@@ -56,6 +56,8 @@ class TrainConfig:
                                    "more than the world model's context: the game keeps them)")
     recent_frames: int = arg(0, "action_state: give the last this many state frames a conv stack of their own, "
                                 "the older ones another (0: one stack reads them all)")
+    ball_clock: int = arg(0, "action_state: the map also reads how many of the last this many frames in a row show "
+                             f"no ball (Breakout's serve and lives wait on it; at most {MAX_STATE_FRAMES}, 0: off)")
     state_pool: list[int] = arg([5, 4], "action_state: rows and columns averaged into one cell of the state")
     state_channels: list[int] = arg([16, 32, 64], "action_state: conv widths (each halves the grid)")
     hidden: int = arg(128, "action_state: width of the hidden layer")
@@ -90,7 +92,7 @@ class TrainConfig:
         check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate",
                        "drawn_steps")
         check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history",
-                       "offset_penalty", "drawn_starts", "drawn_val_starts", "recent_frames", allow_zero=True)
+                       "offset_penalty", "drawn_starts", "drawn_val_starts", "recent_frames", "ball_clock", allow_zero=True)
         if self.drawn_starts and (self.max_pairs or self.labelled_fraction < 1 or self.sweep):
             raise ValueError("--drawn_starts trains on every training pair's label: leave out --max_pairs, "
                              "--labelled_fraction and --sweep")
@@ -99,6 +101,8 @@ class TrainConfig:
                              f"got {self.action_history}")
         if self.state_frames > MAX_STATE_FRAMES:
             raise ValueError(f"--state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
+        if self.ball_clock > MAX_STATE_FRAMES:
+            raise ValueError(f"--ball_clock must be at most {MAX_STATE_FRAMES}, got {self.ball_clock}")
         if self.recent_frames >= self.state_frames:
             raise ValueError(f"--recent_frames must be fewer than --state_frames ({self.state_frames}), "
                              f"got {self.recent_frames}")
@@ -121,6 +125,7 @@ CURVES = ["loss", "train_accuracy", "val_loss", "accuracy", "step_accuracy"]
 
 def build_config(cfg: TrainConfig, variant: str, pairs, marginal: bool = False) -> ActionToLatentConfig:
     return mapper_config(variant, pairs, state_frames=cfg.state_frames, recent_frames=cfg.recent_frames,
+                         ball_clock=cfg.ball_clock if variant == "action_state" else 0,
                          state_pool=cfg.state_pool, state_channels=cfg.state_channels, hidden=cfg.hidden,
                          action_history=cfg.action_history, marginal=marginal)
 
@@ -224,7 +229,8 @@ def with_drawn_pairs(cfg: TrainConfig, world, pairs, split) -> tuple[list[Any], 
     for name, games, count in (("training", split.train, cfg.drawn_starts), ("validation", split.val, cfg.drawn_val_starts)):
         starts = rollout_starts(pairs, games, cfg.drawn_steps, count, cfg.seed)
         with tqdm(total=starts.size, desc=f"drawing {name} context", unit="start", dynamic_ncols=True, leave=False) as bar:
-            sets.append(drawn_pairs(world, pairs, starts, cfg.drawn_steps, cfg.action_history, cfg.state_frames,
+            sets.append(drawn_pairs(world, pairs, starts, cfg.drawn_steps, cfg.action_history,
+                                    max(cfg.state_frames, cfg.ball_clock),
                                     progress=bar))
     print(f"drawn context: {len(sets[0])} training and {len(sets[1])} validation pairs, {cfg.drawn_steps} after each "
           "start in the world model's own frames")

@@ -15,7 +15,7 @@ LIVES_BOX = (5, 15, 96, 116)  # rows and columns of the lives digit at the top (
 LOST_ROW = 180.0              # a ball last seen at or below this row fell past the paddle
 BRICK_PIXELS = 6 * 8
 NUM_BRICKS = 6 * 18
-FRAME_HEIGHT = 210
+FRAME_SIZE = (210, 160)         # rows, columns of a full frame
 
 
 def _red_mask(frames: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
@@ -116,7 +116,7 @@ ROW_REGIONS = {  # name: the frame's rows in it
     "open field": np.r_[BALL_ROWS[0]:BRICK_ROWS[0], BRICK_ROWS[1]:BALL_ROWS[1]],
     "bricks": np.r_[BRICK_ROWS[0]:BRICK_ROWS[1]],
     "paddle rows": np.r_[PADDLE_ROWS[0]:PADDLE_ROWS[1]],
-    "below the paddle": np.r_[PADDLE_ROWS[1]:FRAME_HEIGHT],
+    "below the paddle": np.r_[PADDLE_ROWS[1]:FRAME_SIZE[0]],
 }
 
 

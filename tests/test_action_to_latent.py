@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from models.action_pairs import PairSet, concat_pairs, write_pairs
-from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairTensors, TrainSettings, end_to_end,
-                                     evaluate_mapper, load_action_mapper, mapper_config, pool_frames, split_pairs,
-                                     train_mapper)
+from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairTensors, TrainSettings, ball_clock,
+                                     end_to_end, evaluate_mapper, frames_ball_clock, frames_kept, load_action_mapper,
+                                     mapper_config, pool_frames, split_pairs, train_mapper)
 from models.checkpoint import CheckpointError, save_checkpoint
 from models.cli import UserError, parse_config
 from models.latent_action import LatentActionModel, model_config
@@ -242,7 +242,7 @@ def test_collections_of_pairs_join_with_their_games_kept_apart() -> None:
     cfg = mapper_config("action_state", a, state_pool=[2, 2], action_history=2)
     joined, copied, idx = PairTensors([a, b], cfg), PairTensors(both, cfg), torch.arange(len(both))
     for x, y in zip(joined.batch(idx), copied.batch(idx)):
-        assert all(torch.equal(u, v) for u, v in zip(x, y)) if isinstance(x, tuple) else torch.equal(x, y)
+        assert all(u is v is None or torch.equal(u, v) for u, v in zip(x, y)) if isinstance(x, tuple) else torch.equal(x, y)
     b.metadata = dict(b.metadata, num_codes=9)
     with pytest.raises(UserError, match="pairs second and first differ in num_codes"):
         concat_pairs([a, b], ["first", "second"])
@@ -425,7 +425,69 @@ def test_train_flags_are_checked(capsys) -> None:
                            (["--action_history", "17"], "--action_history must be at most 16"),
                            (["--state_frames", "33"], "--state_frames must be at most 32"),
                            (["--recent_frames", "4"], "--recent_frames must be fewer than --state_frames (4)"),
+                           (["--ball_clock", "33"], "--ball_clock must be at most 32"),
                            (["--drawn_starts", "8", "--max_pairs", "100"], "--drawn_starts trains on every")):
         with pytest.raises(SystemExit) as exc:
             parse_config(TrainConfig, "", flags)
         assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------- the ball clock
+
+def test_the_ball_clock_counts_the_newest_frames_in_a_row_without_a_ball(game) -> None:
+    present = torch.tensor([[True, False, False], [False, False, False], [False, False, True], [True, True, False]])
+    assert ball_clock(present).tolist() == [2, 3, 0, 1]
+    frames = torch.from_numpy(game[None, :5])        # two ball-less frames, the serve, the ball low, the ball gone
+    assert frames_ball_clock(frames, 3).tolist() == [1]
+    assert frames_ball_clock(frames[:, :4], 4).tolist() == [0]
+    assert frames_ball_clock(frames[:, :2], 4).tolist() == [4]   # the oldest frame stands in for the missing ones
+
+
+def game_pairs(frames: np.ndarray) -> PairSet:
+    """One game's pairs over real emulator frames (T, 210, 160, 3): pair t has context t - 1, t."""
+    palette, indices = np.unique(frames.reshape(-1, 3), axis=0, return_inverse=True)
+    t = np.arange(frames.shape[0] - 1)
+    return PairSet(actions=t % 4, codes=(t % 6)[:, None], frames=indices.reshape(frames.shape[:3]).astype(np.uint8),
+                   palette=palette.astype(np.uint8), context_index=np.stack([np.maximum(t - 1, 0), t], 1),
+                   next_index=t + 1, game_index=np.zeros_like(t),
+                   metadata={"num_codes": 6, "num_latents": 1, "context_frames": 2, "game": "Breakout",
+                             "action_meanings": NAMES})
+
+
+def test_training_pairs_get_the_ball_clock_that_play_reads_from_the_same_frames(game) -> None:
+    pairs = game_pairs(game)
+    cfg = mapper_config("action_state", pairs, ball_clock=3, state_channels=[4], hidden=8, action_history=0)
+    data = PairTensors(pairs, cfg)
+    play = [frames_ball_clock(torch.from_numpy(game[None, :t + 1]), 3).item() for t in range(len(pairs))]
+    assert data.clock.tolist() == play == [3, 3, 0, 0, 1, 2]
+    inputs, _ = data.batch(torch.arange(len(pairs)))
+    assert torch.equal(inputs.clock, data.clock)
+
+
+def test_a_map_with_the_ball_clock_reads_it_and_round_trips(tmp_path: Path, game) -> None:
+    cfg = ActionToLatentConfig(context_frames=2, state_frames=2, ball_clock=5, state_channels=[4], hidden=8,
+                               action_history=0, num_codes=6)
+    mapper = ActionToLatent(cfg).eval()
+    assert frames_kept(mapper, 2) == 5 and mapper.state_net.head[0].in_features == 4 * 21 * 20 + 6   # 42x40 pooled, halved once
+    context = torch.from_numpy(game[None, :5]).expand(2, -1, -1, -1, -1)
+    pooled, actions = mapper.state_from_context(context), torch.tensor([0, 3])
+    with torch.no_grad():
+        logits = {k: mapper(actions, pooled, None, torch.full((2,), k)) for k in (0, 1, 5, 9)}
+    assert not torch.equal(logits[0], logits[1]) and torch.equal(logits[5], logits[9])   # beyond 5 counts as 5
+    codes = mapper.sample_codes(actions, context)
+    assert torch.equal(codes, logits[1].argmax(-1))                  # the ball left the last frame: a clock of 1
+    with pytest.raises(ValueError, match="this map needs the ball clock"):
+        mapper(actions, pooled)
+    save_checkpoint(tmp_path / "m.pt", stage="action_to_latent", model=mapper, config=cfg, step=1)
+    loaded = load_action_mapper(tmp_path / "m.pt")
+    assert loaded.config == cfg and torch.equal(loaded.sample_codes(actions, context), codes)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(ball_clock=33), r"ball_clock must lie in \[0, 32\]"),
+    (dict(ball_clock=4, variant="action"), "ball_clock needs the action_state variant"),
+    (dict(ball_clock=4, height=20, width=16), "ball_clock reads Breakout's 210x160 frames, not 20x16"),
+])
+def test_a_bad_ball_clock_is_refused(overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        ActionToLatentConfig(**overrides)
