@@ -124,10 +124,15 @@ CURVES = ["loss", "train_accuracy", "val_loss", "accuracy", "step_accuracy"]
 
 
 def build_config(cfg: TrainConfig, variant: str, pairs, marginal: bool = False) -> ActionToLatentConfig:
-    return mapper_config(variant, pairs, state_frames=cfg.state_frames, recent_frames=cfg.recent_frames,
-                         ball_clock=cfg.ball_clock if variant == "action_state" else 0,
-                         state_pool=cfg.state_pool, state_channels=cfg.state_channels, hidden=cfg.hidden,
-                         action_history=cfg.action_history, marginal=marginal)
+    """The map's config; a choice the pairs cannot serve (``--ball_clock`` on frames that are not Breakout's)
+    becomes a UserError."""
+    try:
+        return mapper_config(variant, pairs, state_frames=cfg.state_frames, recent_frames=cfg.recent_frames,
+                             ball_clock=cfg.ball_clock if variant == "action_state" else 0,
+                             state_pool=cfg.state_pool, state_channels=cfg.state_channels, hidden=cfg.hidden,
+                             action_history=cfg.action_history, marginal=marginal)
+    except ValueError as exc:
+        raise UserError(f"{' '.join(cfg.pairs_path)}: {exc}") from exc
 
 
 def unlabelled_pairs(cfg: TrainConfig, variant: str, train: np.ndarray, labelled: np.ndarray) -> np.ndarray:
@@ -214,11 +219,11 @@ def retarget_events(world, pairs) -> None:
           f"{changed} of them the world model drew the encoder's code wrong there and another code closer")
 
 
-def with_drawn_pairs(cfg: TrainConfig, world, pairs, split) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """The pairs, and pairs on drawn context after them (``drawn_pairs``): from --drawn_starts starts in
-    the training games and --drawn_val_starts in the validation games. Returns the sets, the pairs
-    first, and the drawn ones' numbers for training and for validation, numbered on from set to set as
-    ``PairTensors`` numbers them."""
+def with_drawn_pairs(cfg: TrainConfig, world, pairs, split, frames_seen: int) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """The pairs, and pairs on drawn context after them (``drawn_pairs``, each keeping the ``frames_seen``
+    frames the map reads): from --drawn_starts starts in the training games and --drawn_val_starts in
+    the validation games. Returns the sets, the pairs first, and the drawn ones' numbers for training
+    and for validation, numbered on from set to set as ``PairTensors`` numbers them."""
     none = np.zeros(0, np.int64)
     if world is None and cfg.drawn_starts:
         raise UserError("--drawn_starts: a pair on drawn context needs the world model the pairs came from "
@@ -230,8 +235,7 @@ def with_drawn_pairs(cfg: TrainConfig, world, pairs, split) -> tuple[list[Any], 
         starts = rollout_starts(pairs, games, cfg.drawn_steps, count, cfg.seed)
         with tqdm(total=starts.size, desc=f"drawing {name} context", unit="start", dynamic_ncols=True, leave=False) as bar:
             sets.append(drawn_pairs(world, pairs, starts, cfg.drawn_steps, cfg.action_history,
-                                    max(cfg.state_frames, cfg.ball_clock),
-                                    progress=bar))
+                                    frames_seen, progress=bar))
     print(f"drawn context: {len(sets[0])} training and {len(sets[1])} validation pairs, {cfg.drawn_steps} after each "
           "start in the world model's own frames")
     first = len(pairs) + np.arange(len(sets[0]) + len(sets[1]))
@@ -274,7 +278,7 @@ def main() -> None:
     mcfg = build_config(cfg, cfg.variant, pairs, marginal=unlabelled.size > 0)
     ceiling = action_only_ceiling(pairs.actions[train_idx], pairs.codes[train_idx], pairs.actions[split.val],
                                   pairs.codes[split.val], mcfg.num_actions, mcfg.num_codes)
-    pair_sets, drawn_train, drawn_val = with_drawn_pairs(cfg, world, pairs, split)
+    pair_sets, drawn_train, drawn_val = with_drawn_pairs(cfg, world, pairs, split, mcfg.frames_seen)
     out = Path(cfg.output_path)
     prefix = out.parent / out.stem.removesuffix("_best")
     print(f"{len(pairs)} pairs: training on {train_idx.size} labelled (of {split.train.size}"

@@ -378,6 +378,10 @@ def test_train_script_refuses_bad_input(tmp_path: Path, script) -> None:
     write_pairs(tmp_path / "pairs.json", pairs)
     proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--event_targets", check=False)
     assert proc.returncode == 1 and "--event_targets needs the world model" in proc.stderr
+    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--ball_clock", "4",
+                  check=False)
+    assert proc.returncode == 1 and "ball_clock reads Breakout's 210x160 frames" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
 
 
 def test_train_script_retargets_events_with_the_pairs_world_model(tmp_path: Path, script) -> None:
