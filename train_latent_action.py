@@ -32,7 +32,7 @@ from models.frame_dataset import (FramePool, PaletteIndexer, default_load_worker
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
                                   check_train_batch, grow_codebook, model_config, open_loop_step, train_step)
 from models.run_log import MetricsLog, plot_metrics
-from models.runtime import pick_device, seed_everything
+from models.runtime import pick_device, seed_everything, warmup_cosine
 from models.world_model_metrics import comparison_sheet
 
 PALETTE_GAMES = 32  # training games read to find the palette
@@ -130,14 +130,6 @@ def start_process(cfg: TrainConfig) -> Process:
     return Process(dist.get_rank(), world_size, device)
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then a cosine from 1 down to 0.1 at the last step."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.iterations - cfg.warmup_steps)
-    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def build_model_config(cfg: TrainConfig, train_files: list[Path]) -> LatentActionConfig:
     sample = train_files[:: max(1, len(train_files) // PALETTE_GAMES)][:PALETTE_GAMES]
     return model_config(cfg.model, palette_from_games(sample), context_frames=cfg.context_frames,
@@ -194,7 +186,7 @@ def main() -> None:
     if cfg.decoder_only:
         model.freeze_latent_actions()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.iterations))
     best_val = math.inf
     if resumed:
         load_state(model, resumed["model"], latest)

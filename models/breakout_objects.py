@@ -4,6 +4,7 @@ Used by the scripted player and by every world-model metric. The paddle and the 
 colour (200, 72, 72) with the lowest row of bricks, so each is searched for in its own rows."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 BALL_PADDLE_RGB = (200, 72, 72)
@@ -14,7 +15,11 @@ BRICK_ROWS = (57, 93)         # six rows of bricks, each 6 pixels tall
 LIVES_BOX = (5, 15, 96, 116)  # rows and columns of the lives digit at the top (score left of it)
 LOST_ROW = 180.0              # a ball last seen at or below this row fell past the paddle
 BRICK_PIXELS = 6 * 8
+BRICK_SIZE = (6, 8)           # rows, columns of one brick
 NUM_BRICKS = 6 * 18
+BRICK_POINTS = (7, 7, 4, 4, 1, 1)   # points of a brick in each of the six rows, top first
+PADDLE_WIDTHS = (16, 12)      # the paddle's widths: 12 px after the ball has reached the top wall (measured)
+BALL_WIDTH = 2
 FRAME_SIZE = (210, 160)         # rows, columns of a full frame
 
 
@@ -73,6 +78,54 @@ def ball_position(frames: np.ndarray) -> np.ndarray:
         c = np.where(count > 0, (mask.sum(axis=1) * cols).sum(axis=1) / count, np.nan)
     pos = np.stack([r, c], axis=-1)
     return pos[0] if single else pos
+
+
+def paddle_well_formed(frames: np.ndarray) -> np.ndarray:
+    """True where the paddle is whole: its longest solid run of columns red in all its rows is as wide
+    as the game draws it (``PADDLE_WIDTHS``), or narrower where it runs into a side wall, and no other
+    column of its rows holds red but a passing ball's width. (B,) or scalar."""
+    batch, single = _as_batch(frames)
+    mask = _red_mask(batch, PADDLE_ROWS)                      # (B, rows, W)
+    full, any_red = mask.all(axis=1), mask.any(axis=1)        # (B, W) each
+    ok = np.zeros(len(batch), dtype=bool)
+    width = full.shape[1]
+    for i in range(len(batch)):
+        edges = np.diff(np.r_[0, full[i].astype(np.int8), 0])
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        if not len(starts):
+            continue
+        longest = int(np.argmax(ends - starts))
+        run = ends[longest] - starts[longest]
+        at_wall = starts[longest] == 0 or ends[longest] == width
+        stray = any_red[i].sum() - run
+        ok[i] = (run in PADDLE_WIDTHS or (at_wall and run < max(PADDLE_WIDTHS))) and stray <= BALL_WIDTH
+    return ok[0] if single else ok
+
+
+def paddle_width(frames: np.ndarray) -> np.ndarray:
+    """Columns red in every paddle row. (B,) or scalar."""
+    batch, single = _as_batch(frames)
+    width = _red_mask(batch, PADDLE_ROWS).all(axis=1).sum(axis=1)
+    return width[0] if single else width
+
+
+def ball_count(frames: np.ndarray) -> np.ndarray:
+    """Number of separate balls shown (blobs of ball pixels; pixels within 2 px count as one). (B,) or scalar."""
+    batch, single = _as_batch(frames)
+    kernel = np.ones((5, 5), np.uint8)
+    counts = np.array([cv2.connectedComponents(cv2.dilate(m.astype(np.uint8), kernel))[0] - 1
+                       for m in _ball_mask(batch)])
+    return counts[0] if single else counts
+
+
+def brick_cells(frames: np.ndarray) -> np.ndarray:
+    """(B, 6, 18) bool: which bricks stand (a cell lit whole). (B, 6, 18) or (6, 18)."""
+    batch, single = _as_batch(frames)
+    region = batch[:, BRICK_ROWS[0]:BRICK_ROWS[1], FIELD_X[0]:FIELD_X[1], :]
+    lit = (region[..., 0] | region[..., 1] | region[..., 2]) != 0
+    b, h, w = lit.shape
+    cells = lit.reshape(b, h // BRICK_SIZE[0], BRICK_SIZE[0], w // BRICK_SIZE[1], BRICK_SIZE[1]).all(axis=(2, 4))
+    return cells[0] if single else cells
 
 
 def ball_present(frames: np.ndarray) -> np.ndarray:

@@ -351,6 +351,37 @@ class WorldModel(nn.Module):
             return out + self.copy_logit * (last == self.colours).float()
         return folded_rgb(last, self.table)[:, 0] + out
 
+    def unweighted(self, prediction: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Palette logits (B, K, fold^2, h, w) with the loss's weight on changed pixels taken out,
+        given the last context frame's indices (B, H, W).
+
+        Weighing a change w times more in the cross-entropy teaches the decoder w times the odds of a
+        change: it draws one (a ball served from a code that serves only now and then) once it is
+        more than 1 / (1 + w) likely. Adding log w to the logit of the last frame's colour restores the
+        odds, so the most likely colour is drawn. RGB outputs and unweighted losses pass unchanged."""
+        cfg = self.cfg
+        if cfg.pixels != "palette" or not cfg.undo_change_weight or cfg.changed_pixel_weight == 1.0:
+            return prediction
+        unchanged = fold_frames(last[:, None], cfg) == self.colours   # (B, K, fold^2, h, w)
+        return prediction + math.log(cfg.changed_pixel_weight) * unchanged.float()
+
+
+def pixel_loss(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.Tensor, last: torch.Tensor,
+               target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel cross-entropy (palette) or squared error (rgb) of the folded prediction, weighted
+    towards the pixels that change: ~0.2% of a Breakout frame changes per step, and those pixels
+    are the whole game. Padding pixels weigh nothing."""
+    target_f = fold_frames(torch.stack([target, last], dim=1), cfg)  # (B, 2, f^2, h, w)
+    target_f, last_f = target_f[:, 0], target_f[:, 1]                # (B, f^2, h, w) each
+    if cfg.pixels == "palette":
+        per_pixel = F.cross_entropy(prediction, target_f, reduction="none", ignore_index=cfg.num_colours)
+    else:
+        truth = folded_rgb(target_f[:, None], table)[:, 0]  # (B, 3, f^2, h, w)
+        per_pixel = (prediction - truth).pow(2).mean(1)                   # (B, f^2, h, w)
+    weight = 1.0 + (cfg.changed_pixel_weight - 1.0) * (target_f != last_f).float()
+    weight = weight * (target_f != cfg.num_colours).float()
+    return (weight * per_pixel).sum() / weight.sum()
+
 
 # ------------------------------------------------------------------------------------- the model
 
@@ -406,20 +437,8 @@ class LatentActionModel(nn.Module):
         return Forward(prediction=prediction, codes=quantized.codes, quantized=quantized, recon_loss=recon, loss=loss)
 
     def reconstruction_loss(self, prediction: torch.Tensor, last: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-pixel cross-entropy (palette) or squared error (rgb) of the folded prediction, weighted
-        towards the pixels that change: ~0.2% of a Breakout frame changes per step, and those pixels
-        are the whole game. Padding pixels weigh nothing."""
-        cfg = self.config
-        target_f = fold_frames(torch.stack([target, last], dim=1), cfg)  # (B, 2, f^2, h, w)
-        target_f, last_f = target_f[:, 0], target_f[:, 1]                # (B, f^2, h, w) each
-        if cfg.pixels == "palette":
-            per_pixel = F.cross_entropy(prediction, target_f, reduction="none", ignore_index=cfg.num_colours)
-        else:
-            truth = folded_rgb(target_f[:, None], self.decoder.table)[:, 0]  # (B, 3, f^2, h, w)
-            per_pixel = (prediction - truth).pow(2).mean(1)                   # (B, f^2, h, w)
-        weight = 1.0 + (cfg.changed_pixel_weight - 1.0) * (target_f != last_f).float()
-        weight = weight * (target_f != cfg.num_colours).float()
-        return (weight * per_pixel).sum() / weight.sum()
+        """``pixel_loss`` of the decoder's folded prediction against the next frame."""
+        return pixel_loss(self.config, self.decoder.table, prediction, last, target)
 
     # ----- the interface later stages use
 
@@ -441,18 +460,8 @@ class LatentActionModel(nn.Module):
         return self.prediction_indices(self.unweighted(self.decode(context, codes), context[:, -1]), temperature, generator)
 
     def unweighted(self, prediction: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """Palette logits (B, K, fold^2, h, w) with the loss's weight on changed pixels taken out,
-        given the last context frame's indices (B, H, W).
-
-        Weighing a change w times more in the cross-entropy teaches the decoder w times the odds of a
-        change: it draws one (a ball served from a code that serves only now and then) once it is
-        more than 1 / (1 + w) likely. Adding log w to the logit of the last frame's colour restores the
-        odds, so the most likely colour is drawn. RGB outputs and unweighted losses pass unchanged."""
-        cfg = self.config
-        if cfg.pixels != "palette" or not cfg.undo_change_weight or cfg.changed_pixel_weight == 1.0:
-            return prediction
-        unchanged = fold_frames(last[:, None], cfg) == self.decoder.colours   # (B, K, fold^2, h, w)
-        return prediction + math.log(cfg.changed_pixel_weight) * unchanged.float()
+        """The decoder's ``WorldModel.unweighted``."""
+        return self.decoder.unweighted(prediction, last)
 
     def prediction_indices(self, prediction: torch.Tensor, temperature: float = 0.0,
                            generator: torch.Generator | None = None) -> torch.Tensor:

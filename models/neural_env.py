@@ -30,6 +30,7 @@ from models.action_to_latent import frames_kept, load_action_mapper, oldest_repe
 from models.atari import make_rgb_env
 from models.checkpoint import PRETRAINED_DIR
 from models.cli import UserError
+from models.frame_cleaner import FrameCleaner, load_frame_cleaner
 from models.latent_action import LatentActionModel, load_latent_action_model
 from models.runtime import pick_device
 
@@ -39,6 +40,7 @@ DEFAULT_CHECKPOINT_DIR = "checkpoints/pretrained"
 # File names looked for in a checkpoint folder, shipped name first, then the training scripts' names.
 WORLD_MODEL_FILES = ("latent_action.pt", "best.pt")
 MAPPER_FILES = ("action_to_latent.pt", "action_to_latent_best.pt")
+CLEANER_FILE = "frame_cleaner.pt"   # optional: when present, it cleans every frame the world model draws
 CHECKPOINT_DIR_HELP = ("folder holding latent_action.pt (world model) and action_to_latent.pt (action mapper), "
                        "or the training folder's best.pt and action_to_latent_best.pt")
 ACTION_NAMES = ("NOOP", "FIRE", "RIGHT", "LEFT")
@@ -97,6 +99,13 @@ def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device) 
     return world_model, mapper
 
 
+def load_cleaner(checkpoint_dir: str | os.PathLike | None, world_model: LatentActionModel,
+                 device: torch.device) -> FrameCleaner | None:
+    """The frame cleaner beside the world model (``CLEANER_FILE``), or None when the folder has none."""
+    path = checkpoint_folder(checkpoint_dir) / CLEANER_FILE
+    return load_frame_cleaner(path, world_model.config, device) if path.is_file() else None
+
+
 # ----------------------------------------------------------------------------- real starts
 
 def real_opening(emulator: gym.Env, num_frames: int, seed: int,
@@ -146,7 +155,8 @@ class NeuralBreakoutEnv(gym.Env):
     The models predict frames only, and nothing in a predicted frame can be trusted to say that a
     brick was hit or a life lost, so ``reward`` is always 0.0 and ``terminated`` always False; an
     episode is ``truncated`` after ``max_episode_steps`` steps. ``info`` holds ``step`` (steps since
-    reset) and ``codes`` (the latent action used, int64 (num_latents,)).
+    reset) and ``codes`` (the latent action used, int64 (num_latents,)). With a frame cleaner
+    (``models.frame_cleaner``), each drawn frame is cleaned before it is shown and fed back.
 
     ``reset(seed, options={"frames": frames})`` starts from given real frames, uint8
     (n, 210, 160, 3) with n >= ``context_length``, oldest first (only the last ``context_length``
@@ -163,8 +173,11 @@ class NeuralBreakoutEnv(gym.Env):
     def __init__(self, checkpoint_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                  temperature: float = 0.0, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
                  game: str = "Breakout", render_mode: str | None = None,
-                 models: tuple[LatentActionModel, ActionMapper] | None = None):
-        """``models``: an already loaded (world model, mapper) pair, used instead of ``checkpoint_dir``."""
+                 models: tuple[LatentActionModel, ActionMapper] | None = None, clean_frames: bool = True,
+                 cleaner: FrameCleaner | None = None):
+        """``models``: an already loaded (world model, mapper) pair, used instead of ``checkpoint_dir``;
+        ``cleaner`` goes with them. From ``checkpoint_dir``, the folder's ``CLEANER_FILE`` is used when
+        it has one and ``clean_frames`` is on."""
         if temperature < 0:
             raise NeuralEnvError(f"temperature must be zero or more, got {temperature}")
         if max_episode_steps < 1:
@@ -173,6 +186,9 @@ class NeuralBreakoutEnv(gym.Env):
             raise NeuralEnvError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.world_model, self.mapper = models if models is not None else load_models(checkpoint_dir, self.device)
+        if models is None and clean_frames:
+            cleaner = load_cleaner(checkpoint_dir, self.world_model, self.device)
+        self.cleaner = cleaner if clean_frames else None
         cfg = self.world_model.config
         mapper_actions = getattr(getattr(self.mapper, "config", None), "num_actions", len(ACTION_NAMES))
         if mapper_actions != len(ACTION_NAMES):
@@ -261,6 +277,8 @@ class NeuralBreakoutEnv(gym.Env):
         """Draw the next frame from codes (1, L) and move the context and the action history on."""
         with torch.inference_mode():
             nxt = self.world_model.predict_next(self._indices, codes, self.temperature, self._generator)  # (1, H, W)
+            if self.cleaner is not None:
+                nxt = self.cleaner.clean(self._indices[:, 1:], nxt)
             nxt = nxt.to(torch.uint8)
             nxt_rgb = self.world_model.to_rgb(nxt)                                                  # (1, H, W, 3)
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)

@@ -126,19 +126,24 @@ class BreakoutFollower:
     the target, or, when the ball arrives within the next step, the move whose position after this
     step is; reacting to the paddle's position alone makes it swing past the ball.
 
+    With ``jitter`` above 0, that share of its moves while the ball is in play are replaced by a
+    random one (NOOP, RIGHT or LEFT), as a person's hand wavers; the paddle then meets the ball in
+    more ways.
+
     It clears far more bricks than a young agent, so recordings reach the late game."""
 
     kind = "scripted"
     BALL_HALF_WIDTH = 1.0    # the ball is 2 pixels wide
     HALF_MOVE_PX = 11.0      # paddle shift per half of one RIGHT/LEFT step (measured at frame skip 4)
 
-    def __init__(self, action_names: list[str], aim_noise_px: float = 3.0):
+    def __init__(self, action_names: list[str], aim_noise_px: float = 3.0, jitter: float = 0.0):
         missing = {"NOOP", "FIRE", "RIGHT", "LEFT"} - set(action_names)
         if missing:
             raise UserError(f"the scripted player needs actions {sorted(missing)}, which this game lacks")
         self.noop, self.fire, self.right, self.left = (action_names.index(a) for a in ("NOOP", "FIRE", "RIGHT", "LEFT"))
         self.direction = {self.right: 1.0, self.left: -1.0}
         self.aim_noise_px = aim_noise_px
+        self.jitter = jitter
         self.reset()
 
     def reset(self) -> None:
@@ -160,6 +165,8 @@ class BreakoutFollower:
         # the ball meets the paddle within the next step: only the paddle's position then matters
         reach = 1.0 if steps_left < 1.5 else 2.0
         moves = (self.noop, self.right, self.left)  # NOOP first: it wins ties
+        if self.jitter and rng.random() < self.jitter:
+            return moves[int(rng.integers(len(moves)))]
         ends = [paddle + carry + reach * self.HALF_MOVE_PX * self.direction.get(a, 0.0) for a in moves]
         return moves[int(np.argmin([abs(e - target) for e in ends]))]
 

@@ -1,6 +1,7 @@
 """Where computation runs and how runs are made repeatable."""
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -34,3 +35,11 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: linear warm-up, then a cosine from 1 down to 0.1 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))

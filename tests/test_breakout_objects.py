@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.breakout_objects import (BALL_PADDLE_RGB, BRICK_ROWS, FIELD_X, LIVES_BOX, NUM_BRICKS, PADDLE_ROWS,
                                      ROW_REGIONS, STEP_KINDS, ball_or_lives_changes, ball_position, ball_present,
@@ -82,3 +83,60 @@ def test_wrong_pixels_are_placed_in_their_band_of_rows(game):
     assert flags.shape == (3, len(ROW_REGIONS)) and flags.dtype == bool
     assert [[names[j] for j in np.flatnonzero(row)] for row in flags] == [[], ["bricks"], ["score and lives", "paddle rows"]]
     assert sorted(np.concatenate(list(ROW_REGIONS.values())).tolist()) == list(range(game.shape[1]))   # every row, once
+
+
+@pytest.fixture(scope="module")
+def follower_game() -> tuple[np.ndarray, float]:
+    """600 steps of the ball follower in the emulator: frames (n + 1, H, W, 3) and the score it made."""
+    from models.players import BreakoutFollower
+
+    env = make_rgb_env("Breakout")
+    player, rng = BreakoutFollower(list(env.unwrapped.get_action_meanings())), np.random.default_rng(0)
+    frame, _ = env.reset(seed=0)
+    frames, score, prev = [frame], 0.0, None
+    for _ in range(600):
+        prev = player.act(frame, prev, rng)
+        frame, reward, terminated, _, _ = env.step(prev)
+        frames.append(frame)
+        score += reward
+        if terminated:
+            break
+    env.close()
+    return np.stack(frames), score
+
+
+def test_the_real_paddle_is_always_whole_and_one_ball_at_most(follower_game) -> None:
+    frames, _ = follower_game
+    assert objects.paddle_well_formed(frames).all()
+    assert (objects.ball_count(frames) <= 1).all()
+    assert objects.ball_count(frames).max() == 1
+    assert set(np.unique(objects.paddle_width(frames))) <= {16, 12, 11, 10, 9, 8}
+
+
+def test_broken_or_short_paddles_are_not_whole(follower_game) -> None:
+    frame = follower_game[0][5].copy()
+    cols = np.flatnonzero(objects._red_mask(frame[None], objects.PADDLE_ROWS)[0].any(axis=0)) + objects.FIELD_X[0]
+    short = frame.copy()
+    short[objects.PADDLE_ROWS[0]:objects.PADDLE_ROWS[1], cols[:5]] = 0   # 11 px away from the walls
+    gap = frame.copy()
+    gap[objects.PADDLE_ROWS[0]:objects.PADDLE_ROWS[1], cols[6:9]] = 0
+    thin = frame.copy()
+    thin[objects.PADDLE_ROWS[0], cols] = 0
+    assert objects.paddle_well_formed(frame)
+    assert not objects.paddle_well_formed(np.stack([short, gap, thin])).any()
+    assert not objects.paddle_well_formed(np.zeros_like(frame))
+
+
+def test_points_read_from_the_bricks_are_the_games_score(follower_game) -> None:
+    frames, score = follower_game
+    cells = objects.brick_cells(frames)
+    gone = (cells[:-1] & ~cells[1:]).sum(axis=2)
+    assert cells.shape == (len(frames), 6, 18) and cells[0].all()
+    assert score > 0 and (gone * np.array(objects.BRICK_POINTS)).sum() == score
+
+
+def test_two_balls_are_counted_apart(follower_game) -> None:
+    frame = follower_game[0][0].copy()
+    frame[120:124, 40:42] = objects.BALL_PADDLE_RGB
+    frame[150:154, 100:102] = objects.BALL_PADDLE_RGB
+    assert objects.ball_count(frame) == 2

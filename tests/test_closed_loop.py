@@ -1,0 +1,101 @@
+"""models/closed_loop.py: what a game did, counted from pixels on sequences with known answers and on
+real follower games; closed-loop play and the repair trials end to end on tiny random models; and
+evaluate_world_model.py --closed_loop."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import imageio
+import numpy as np
+import pytest
+
+import evaluate_world_model
+from models import closed_loop as cl
+from models.atari import make_rgb_env
+from models.neural_env import NeuralBreakoutEnv
+
+NAN = math.nan
+
+
+def test_runs_and_still_balls() -> None:
+    assert cl.first_run_end(np.array([1, 1, 0, 1, 1, 1], bool), 3) == 6
+    assert cl.first_run_end(np.array([1, 1, 0, 1, 1], bool), 3) is None
+    ball = np.array([[100, 50], [100, 50], [100, 50], [100, 50], [104, 52], [NAN, NAN]])
+    assert cl.count_still(ball).tolist() == [False, False, False, True, False, False]
+
+
+def test_lost_balls_hits_and_serves_from_positions() -> None:
+    shown = np.array([0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1], bool)
+    assert cl.ball_gone_at(shown) == [5]     # the last one comes back a frame later: unseen, not lost
+    row = np.array([140, 160, 180, 170, 150])
+    col = np.array([50, 52, 54, 56, 58], float)
+    assert cl.count_paddle_hits(row, col, np.full(5, 55.0)) == 1
+    assert cl.count_paddle_hits(row, col, np.full(5, 100.0)) == 0      # no paddle under it
+    assert cl.count_paddle_hits(row - 100, col, np.full(5, 55.0)) == 0  # turned high up: a brick, not the paddle
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    env = make_rgb_env("Breakout")
+    yield env
+    env.close()
+
+
+def test_a_real_follower_game_counts_as_the_real_game_plays(emulator) -> None:
+    start = cl.play_start(emulator, cl.START_SEED, 150, 4)
+    assert start.frames.shape == (4, 210, 160, 3) and len(start.actions) == 16
+    emulator.unwrapped.ale.restoreState(start.state)
+    played = cl.play(cl.emulator_step(emulator), start.frames[-1], start.actions[-1], cl.follower(emulator),
+                     np.random.default_rng(0), 400)
+    stats = cl.game_stats(played.frames)
+    assert stats.steps == len(played.actions) == 400
+    assert stats.paddle_whole == stats.one_ball == stats.steps and stats.ball_still == 0 and stats.collapse is None
+    assert stats.paddle_hits > 3 and stats.bricks > 3 and stats.points >= stats.bricks
+    assert stats.ball_shown > 0.8 * stats.steps
+
+
+def test_starts_are_repeatable_and_restore_the_real_game(emulator) -> None:
+    a, b = (cl.play_start(emulator, 5, 120, 6) for _ in range(2))
+    assert np.array_equal(a.frames, b.frames) and a.actions == b.actions
+    emulator.unwrapped.ale.restoreState(a.state)
+    after_a = emulator.step(0)[0]
+    emulator.unwrapped.ale.restoreState(b.state)
+    assert np.array_equal(emulator.step(0)[0], after_a)
+
+
+def test_closed_loop_on_tiny_models(tiny_dir: Path, emulator) -> None:
+    env = NeuralBreakoutEnv(tiny_dir)
+    result = cl.run_closed_loop(env, emulator, cl.ClosedLoopSettings(num_games=2, steps=6, repair_steps=2))
+    summary = result.summary()
+    assert set(summary["sides"]) == set(cl.SIDES)
+    assert all(len(result.games[side]) == 2 for side in cl.SIDES)
+    assert set(summary["ratios_to_emulator"]) == {"neural", "oracle"}
+    assert set(summary["repair_whole_share"]) == set(cl.REPAIRS)
+    assert summary["sides"]["emulator"]["paddle_whole_share"] == 1.0
+    assert len(result.first_games["neural"].frames) == 7 and summary["neural_steps_per_s"] > 0
+    text = cl.format_summary(summary)
+    assert "paddle collapses" in text and "oracle / emulator" in text
+
+
+def test_evaluate_closed_loop_writes_everything(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cl"
+    evaluate_world_model.main(["--closed_loop", "--checkpoint_dir", str(tiny_dir), "--output_dir", str(out),
+                               "--device", "cpu", "--scale", "1", "--steps", "5", "--num_starts", "1",
+                               "--repair_steps", "0", "--no-oracle"])
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["summary"]["sides"]) == {"emulator", "neural"}
+    assert report["settings"]["frame_cleaner"] is False and len(report["games"]) == 2
+    assert (out / "closed_loop.png").stat().st_size > 1000
+    with imageio.get_reader(out / "closed_loop.mp4") as video:
+        assert video.count_frames() == 5 and video.get_meta_data()["size"][0] == 2 * 160 + 4
+    assert "paddle collapses" in capsys.readouterr().out
+
+
+def test_closed_loop_flags(tiny_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        evaluate_world_model.main(["--closed_loop", "--latents", "encoder", "--episodes_dir", str(tmp_path)])
+    config = evaluate_world_model.EvaluateConfig(closed_loop=True)
+    assert (config.steps, config.num_starts) == (1000, 16)
+    assert (evaluate_world_model.EvaluateConfig().steps, evaluate_world_model.EvaluateConfig().num_starts) == (100, 8)
