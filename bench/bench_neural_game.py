@@ -1,5 +1,5 @@
-"""Benchmark of stage 5 on this machine: one game step (mapper + world model) at batch 1, wall clock
-and CPU time, with the trained weights or, without them, a random model of the default config.
+"""Benchmark of stage 5 on this machine: one game step (mapper, world model and frame cleaner if any)
+at batch 1, wall clock and CPU time, with the trained weights or, without them, a random model of the default config.
 The play targets against the emulator (controllability, open loop) are measured by
 evaluate_world_model.py.
 
@@ -59,7 +59,8 @@ def time_call_both(fn, repeats: int) -> tuple[float, float]:
 
 
 def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """(wall, CPU) seconds per env.step, and per call of each model alone, at batch 1."""
+    """(wall, CPU) seconds per env.step, and per call of each model alone (the frame cleaner too, when
+    the game has one), at batch 1."""
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     step = time_call_both(lambda: env.step(int(rng.integers(len(ACTION_NAMES)))), repeats)
@@ -71,7 +72,11 @@ def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str,
         codes = env.mapper.sample_codes(actions, context_rgb)
         world = time_call_both(lambda: env.world_model.predict_next(context_idx, codes, env.temperature,
                                                                     env._generator), repeats)
-    return {"step": step, "mapper": mapper, "world_model": world}
+        timings = {"step": step, "mapper": mapper, "world_model": world}
+        if env.cleaner is not None:
+            drawn = env.world_model.predict_next(context_idx, codes)
+            timings["frame_cleaner"] = time_call_both(lambda: env.cleaner.clean(context_idx[:, 1:], drawn), repeats)
+    return timings
 
 
 # ------------------------------------------------------------------------------- screenshot
@@ -158,9 +163,9 @@ def main() -> None:
     timing = time_steps(env, args.repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for clock, i in (("wall clock", 0), ("CPU time", 1)):
-        print(f"game step (mapper + world model), batch 1, {clock}: {timing['step'][i] * 1e3:.1f} ms/step = "
-              f"{1 / timing['step'][i]:.0f} steps/s  (mapper {timing['mapper'][i] * 1e3:.1f} ms, "
-              f"world model {timing['world_model'][i] * 1e3:.1f} ms)")
+        parts = ", ".join(f"{name.replace('_', ' ')} {t[i] * 1e3:.1f} ms" for name, t in timing.items() if name != "step")
+        print(f"game step, batch 1, {clock}: {timing['step'][i] * 1e3:.1f} ms/step = "
+              f"{1 / timing['step'][i]:.0f} steps/s  ({parts})")
     print(f"load average {load:.1f} on {os.cpu_count()} cores: wall clock above CPU time means other work shared the cores")
     if trained:
         print("controllability and open loop against the emulator: python evaluate_world_model.py")

@@ -1,5 +1,5 @@
 """Breakout frames damaged the way a world model's own errors look: a paddle cut short, lengthened,
-broken or shifted, a ball removed, moved or doubled, stray pixels near the objects.
+broken or shifted, a ball removed, moved, doubled or left where it was, stray pixels near the objects.
 
 Used to train the frame cleaner (``models.frame_cleaner``) and to measure whether a model repairs
 such damage (``models.closed_loop.repair_trials``). Frames are palette indices, uint8 (H, W); the
@@ -128,6 +128,15 @@ def move_ball(frame: np.ndarray, palette: Palette, rng: np.random.Generator, max
     return draw_ball(remove_ball(frame, palette), palette, row, col)
 
 
+def freeze_ball(frame: np.ndarray, previous: np.ndarray, palette: Palette) -> np.ndarray:
+    """The frame with its ball where it was in ``previous`` (a ball that stood still)."""
+    out = remove_ball(frame, palette)
+    before = ball_mask(previous, palette)
+    before[BRICK_ROWS[0]:BRICK_ROWS[1]] = False      # inside the bricks the ball takes the brick colours
+    out[before] = palette.red
+    return out
+
+
 def flip_pixels(frame: np.ndarray, palette: Palette, rng: np.random.Generator, max_pixels: int = 8) -> np.ndarray:
     """1 to ``max_pixels`` pixels near the paddle or the ball set to random palette colours."""
     rows, cols = np.nonzero(ball_mask(frame, palette))
@@ -146,8 +155,10 @@ def flip_pixels(frame: np.ndarray, palette: Palette, rng: np.random.Generator, m
     return out
 
 
-def random_damage(frame: np.ndarray, palette: Palette, rng: np.random.Generator) -> np.ndarray:
-    """One or two damages drawn at random from all of the above."""
+def random_damage(frame: np.ndarray, palette: Palette, rng: np.random.Generator,
+                  previous: np.ndarray | None = None) -> np.ndarray:
+    """One or two damages drawn at random from all of the above (``freeze_ball`` needs the frame
+    before, ``previous``)."""
     damages = (
         lambda f: erase_paddle_end(f, palette, int(rng.integers(1, 9)), bool(rng.random() < 0.5)),
         lambda f: extend_paddle(f, palette, int(rng.integers(1, 5)), bool(rng.random() < 0.5)),
@@ -156,7 +167,7 @@ def random_damage(frame: np.ndarray, palette: Palette, rng: np.random.Generator)
         lambda f: stray_ball(f, palette, rng),
         lambda f: move_ball(f, palette, rng),
         lambda f: flip_pixels(f, palette, rng),
-    )
+    ) + (() if previous is None else (lambda f: freeze_ball(f, previous, palette),))
     out = frame
     for i in rng.choice(len(damages), size=int(rng.integers(1, 3)), replace=False):
         out = damages[int(i)](out)

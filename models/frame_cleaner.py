@@ -103,7 +103,7 @@ def cleaner_batch(world: LatentActionModel, context: np.ndarray, real: np.ndarra
     damaged = rng.random(real.shape[0]) < damage_share
     drawn = np.empty_like(real)
     for i in np.flatnonzero(damaged):
-        drawn[i] = random_damage(real[i], palette, rng)
+        drawn[i] = random_damage(real[i], palette, rng, previous=context[i, -1])
     keep = np.flatnonzero(~damaged)
     if keep.size:
         ctx = torch.from_numpy(context[keep]).to(device)

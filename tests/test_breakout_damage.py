@@ -69,3 +69,11 @@ def test_damage_leaves_its_input_and_the_rest_of_the_frame(mid_game) -> None:
 def test_palette_must_be_breakouts() -> None:
     with pytest.raises(ValueError, match="not Breakout's"):
         dmg.Palette.of([[0, 0, 0], [1, 2, 3]])
+
+
+def test_a_frozen_ball_stays_where_it_was(mid_game) -> None:
+    frame, palette = mid_game
+    before = dmg.move_ball(frame, palette, np.random.default_rng(2))
+    frozen = rgb(dmg.freeze_ball(frame, before, palette), palette)
+    assert np.array_equal(objects.ball_position(frozen), objects.ball_position(rgb(before, palette)))
+    assert objects.ball_count(frozen) == 1
