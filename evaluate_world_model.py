@@ -15,7 +15,7 @@ ball_recall.png and first_start.mp4 (real | neural | difference) to --output_dir
 With --closed_loop a ball-following player plays the neural game on its own frames and, apart, the
 emulator, from the same real mid-game starts (``models.closed_loop``); also with the encoder's codes
 of a lockstep emulator (an oracle map), and one step from damaged frames. Writes report.json,
-closed_loop.png and closed_loop.mp4 (emulator | neural, the first game) to --output_dir."""
+closed_loop.png, and closed_loop.mp4 and .gif (emulator | neural, the first game) to --output_dir."""
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +31,7 @@ from models.episodes import list_episode_files
 from models.files import atomic_write
 from models.frame_dataset import split_games
 from models.neural_env import CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv
-from models.neural_game import captioned, side_by_side, write_mp4
+from models.neural_game import captioned, side_by_side, write_gif, write_mp4
 from models.runtime import pick_device, seed_everything
 
 
@@ -90,6 +90,14 @@ def write_video(path: Path, rollouts: ev.Rollouts, scale: int, fps: float) -> No
     write_mp4(path, side_by_side(side_by_side(panels[0], panels[1]), panels[2]), fps)
 
 
+def write_side_by_side(path: Path, result: cl.ClosedLoop, scale: int, fps: float) -> None:
+    """The first game, emulator | neural, captioned, as an MP4 or a GIF (by the file's suffix)."""
+    games = ((result.first_games["emulator"], "emulator  "), (result.first_games["neural"], "neural  "))
+    panels = [captioned(g.frames[1:], g.actions, scale, title) for g, title in games]
+    n = min(len(p) for p in panels)
+    (write_gif if path.suffix == ".gif" else write_mp4)(path, side_by_side(panels[0][:n], panels[1][:n]), fps)
+
+
 def closed_loop(config: EvaluateConfig, env: NeuralBreakoutEnv) -> None:
     """--closed_loop: play, write report.json, closed_loop.png and closed_loop.mp4, print the table."""
     settings = cl.ClosedLoopSettings(num_games=config.num_starts, steps=config.steps, seed=cl.START_SEED + config.seed,
@@ -108,12 +116,10 @@ def closed_loop(config: EvaluateConfig, env: NeuralBreakoutEnv) -> None:
     text = json.dumps(body, indent=1)
     atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(text))
     cl.plot_closed_loop(out / "closed_loop.png", summary, config.steps)
-    real, neural = result.first_games["emulator"], result.first_games["neural"]
-    panels = [captioned(g.frames[1:], g.actions, config.scale, title) for g, title in ((real, "emulator  "), (neural, "neural  "))]
-    n = min(len(p) for p in panels)
-    write_mp4(out / "closed_loop.mp4", side_by_side(panels[0][:n], panels[1][:n]), config.fps)
+    write_side_by_side(out / "closed_loop.mp4", result, config.scale, config.fps)
+    write_side_by_side(out / "closed_loop.gif", result, 1, config.fps)
     print(cl.format_summary(summary))
-    print(f"wrote {out / 'report.json'}, closed_loop.png and closed_loop.mp4 ({result.starts[0]}: emulator | neural, "
+    print(f"wrote {out / 'report.json'}, closed_loop.png, .mp4 and .gif ({result.starts[0]}: emulator | neural, "
           f"each played by the follower on its own frames)")
 
 

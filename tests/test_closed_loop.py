@@ -90,6 +90,7 @@ def test_evaluate_closed_loop_writes_everything(tiny_dir: Path, tmp_path: Path, 
     assert (out / "closed_loop.png").stat().st_size > 1000
     with imageio.get_reader(out / "closed_loop.mp4") as video:
         assert video.count_frames() == 5 and video.get_meta_data()["size"][0] == 2 * 160 + 4
+    assert (out / "closed_loop.gif").stat().st_size > 1000
     assert "paddle collapses" in capsys.readouterr().out
 
 
