@@ -3,8 +3,11 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from models.checkpoint import (CheckpointError, config_from_checkpoint, export_checkpoint, load_checkpoint, load_state,
-                               save_checkpoint)
+from models.action_to_latent import load_action_mapper
+from models.checkpoint import (PRETRAINED_DIR, CheckpointError, config_from_checkpoint, export_checkpoint,
+                               load_checkpoint, load_state, save_checkpoint)
+from models.dqn import load_policy
+from models.latent_action import load_latent_action_model
 
 
 @dataclass
@@ -76,3 +79,10 @@ def test_export_drops_resume_state_and_loads_the_same(tmp_path):
     assert torch.equal(shipped["model"]["weight"], net.weight.detach())
     with pytest.raises(CheckpointError, match="does not exist"):
         export_checkpoint(tmp_path / "nowhere.pt", tmp_path / "x.pt")
+
+
+def test_the_shipped_weights_load_with_their_stages_loaders() -> None:
+    world = load_latent_action_model(PRETRAINED_DIR / "latent_action.pt")
+    mapper = load_action_mapper(PRETRAINED_DIR / "action_to_latent.pt", latent_config=world.config)
+    assert mapper.config.num_codes == world.config.num_codes == 32
+    assert load_policy(PRETRAINED_DIR / "dqn_breakout.pt") is not None
