@@ -141,18 +141,15 @@ def test_pool_loaded_by_several_threads_holds_the_same_games_in_the_same_order(g
         np.testing.assert_array_equal(a.actions, b.actions)
 
 
-@pytest.mark.parametrize("event_weight, expected", [(1.0, 2 / 12), (5.0, 10 / 20)])
-def test_pool_draws_windows_that_end_in_an_event_by_their_weight(games, event_weight, expected):
+def test_pool_draws_every_window_alike(games):
     files = list_episode_files(games)
     indexer = PaletteIndexer(palette_from_games(files))
     red = int(np.nonzero((indexer.palette == RED).all(1))[0][0])
-    events_at = [3, 9]   # of the 13 frames of every game: 2 of its 12 one-step windows end in one
-    pool = FramePool(files, indexer, context_frames=2, rng=np.random.default_rng(0), event_weight=event_weight,
-                     find_events=lambda rgb: np.isin(np.arange(len(rgb)), events_at))
-    assert pool.event_share == pytest.approx(0.0 if event_weight == 1.0 else 2 / 12)
+    marked = [3, 9]   # of the 13 frames of every game: 2 of its 12 one-step windows end in one
+    pool = FramePool(files, indexer, context_frames=2, rng=np.random.default_rng(0))
     future = pool.sample(2000).future[:, 0]
-    drawn = np.mean([block_origin(frame, red)[1] in events_at for frame in future])
-    assert drawn == pytest.approx(expected, abs=0.04)
+    drawn = np.mean([block_origin(frame, red)[1] in marked for frame in future])
+    assert drawn == pytest.approx(2 / 12, abs=0.04)
 
 
 def test_fixed_windows_are_repeatable(games):
@@ -187,9 +184,8 @@ def test_tiny_run_writes_checkpoints_logs_and_resumes(games, tmp_path):
         assert key in header, key
 
     resumed = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out),
-                         "--device", "cpu", "--resume", "--iterations", "8", "--event_weight", "3")
+                         "--device", "cpu", "--resume", "--iterations", "8")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "drawn 3 times as often" in resumed.stdout
     import torch
     assert torch.load(out / "latest.pt", weights_only=True)["step"] == 8
 
