@@ -41,7 +41,7 @@ class Stage:
 
 
 SIZES = {
-    "tiny": dict(dqn=["--preset", "quick", "--total_steps", "200", "--min_buffer", "100", "--eval_every", "200",
+    "tiny": dict(dqn=["--preset", "quick", "--num_steps", "200", "--min_buffer", "100", "--eval_every", "200",
                       "--eval_episodes", "1", "--max_steps_per_episode", "200"],
                  record=["--total_videos", "3", "--percent_random", "34", "--percent_scripted", "33", "--max_steps", "120",
                          "--no-save_videos"],

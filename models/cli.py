@@ -16,11 +16,13 @@ class UserError(Exception):
     """A problem with the user's input (flags, files, checkpoints) that deserves one sentence."""
 
 
-def arg(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with a default and a one-line help text shown by --help."""
+def arg(default: Any, help: str, aliases: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    """A dataclass field with a default and a one-line help text shown by --help; ``aliases`` are other
+    flag names that set it (the original project's, or another stage's name for the same thing)."""
+    metadata = {"help": help, "aliases": tuple(aliases)}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -45,15 +47,16 @@ def build_parser(cls: type, description: str, presets: dict[str, dict[str, Any]]
         tp, optional = _unwrap_optional(hints[f.name])
         help_text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        flags = [f"--{name}" for name in (f.name, *f.metadata.get("aliases", ()))]
         if tp is bool:
-            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif typing.get_origin(tp) is Literal:
-            parser.add_argument(f"--{f.name}", choices=typing.get_args(tp), default=default, help=help_text)
+            parser.add_argument(*flags, choices=typing.get_args(tp), default=default, help=help_text)
         elif typing.get_origin(tp) is list:
             (item,) = typing.get_args(tp)
-            parser.add_argument(f"--{f.name}", type=item, nargs="+", default=default, help=help_text)
+            parser.add_argument(*flags, type=item, nargs="+", default=default, help=help_text)
         else:
-            parser.add_argument(f"--{f.name}", type=tp, default=default, help=help_text)
+            parser.add_argument(*flags, type=tp, default=default, help=help_text)
     return parser
 
 
