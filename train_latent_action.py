@@ -44,12 +44,13 @@ PLOT_KEYS = ["loss", "recon_loss", "val_loss", "psnr", "copy_psnr", "pixel_exact
 class TrainConfig:
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz episode files); each folder is "
                               "split by game on its own, so adding one keeps the others' held-out games out")
-    checkpoint_dir: str = arg("checkpoints/latent_action", "where checkpoints, metrics and samples go")
+    checkpoint_dir: str = arg("checkpoints/latent_action", "where checkpoints, metrics and samples go",
+                              aliases=("output_dir",))
     model: str = arg("default", f"model shape: {', '.join(MODEL_PRESETS)}")
     context_frames: int | None = arg(None, "frames of context (default: the model shape's)")
     num_codes: int | None = arg(None, "codebook size (default: the model shape's)")
     latent_grid: list[int] | None = arg(None, "rows and columns of latent codes (default: the model shape's)")
-    iterations: int = arg(16000, "training steps")
+    iterations: int = arg(16000, "training steps", aliases=("num_steps",))
     batch_size: int = arg(8, "windows per step and process")
     learning_rate: float = arg(2e-3, "Adam learning rate after warm-up; decays to a tenth along a cosine")
     warmup_steps: int = arg(100, "steps of linear learning-rate warm-up")
