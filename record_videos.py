@@ -35,7 +35,8 @@ class RecordConfig:
     percent_random: float = arg(15.0, "bulk mode: percent of games played by a random player")
     random_player: Literal[RANDOM_PLAYERS] = arg("random", "the random player: uniform each step, or keys held 1-4 steps as a person tries the controls")
     percent_scripted: float = arg(0.0, "bulk mode: percent of games played by the scripted ball follower (Breakout)")
-    action_noise: float = arg(0.0, "probability of a uniform random action at each step of agent and scripted games")
+    action_noise: float = arg(0.01, "probability of a uniform random action at each step of agent and scripted games "
+                                    "(the emulator and the agent are deterministic: at 0, every agent game is the same game)")
     max_steps: int = arg(10_000, "cap on agent steps per game (one step = 4 emulator frames)")
     seed: int = arg(0, "base seed: game i uses seed + i")
     workers: int = arg(1, "games recorded in parallel processes")

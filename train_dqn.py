@@ -294,12 +294,14 @@ def crossed(before: int, after: int, every: int) -> bool:
 def evaluate_and_save(trainer: Trainer, log: MetricsLog, out: Path) -> None:
     """Play full games with the exploitation agent; save latest.pt, and best.pt when it improves."""
     cfg = trainer.cfg
-    result = evaluate_agent(lambda o: epsilon_greedy_actions(trainer.agent.q_values(o), cfg.epsilon, trainer.rng),
-                            cfg.game, cfg.eval_episodes, cfg.max_steps_per_episode, seed=10_000 + trainer.step,
-                            stack=cfg.frame_stack)
-    scores = {"eval_mean_score": result.mean, "eval_max_score": result.max, "eval_mean_length": float(result.lengths.mean())}
+    result = evaluate_agent(lambda o: trainer.agent.q_values(o).argmax(dim=-1).cpu().numpy(), cfg.game,
+                            cfg.eval_episodes, cfg.max_steps_per_episode, seed=10_000 + trainer.step,
+                            stack=cfg.frame_stack, epsilon=cfg.epsilon)
+    scores = {"eval_mean_score": result.mean, "eval_max_score": result.max, "eval_mean_length": float(result.lengths.mean()),
+              "eval_distinct_games": float(result.distinct_games)}
     log.log(trainer.step, scores)
-    tqdm.write(f"step {trainer.step}: eval mean {result.mean:.1f}, max {result.max:.0f} over {cfg.eval_episodes} games")
+    tqdm.write(f"step {trainer.step}: eval mean {result.mean:.1f}, max {result.max:.0f} over {cfg.eval_episodes} games "
+               f"({result.distinct_games} distinct)")
     if cfg.no_save:
         return
     improved = result.mean > trainer.best_eval

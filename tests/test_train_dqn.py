@@ -19,6 +19,7 @@ def test_short_run_writes_checkpoints_that_load_and_act(script, tmp_path, mode):
     assert {"latest.pt", "best.pt", "metrics.csv", "learning_curves.png"} <= {p.name for p in out.iterdir()}
     payload = load_checkpoint(out / "latest.pt", stage="dqn")
     assert payload["step"] == 160 and "eval_mean_score" in payload["metrics"]
+    assert payload["metrics"]["eval_distinct_games"] == 1   # one evaluation game
     assert ("explorer" in payload) == (mode == "rnd")
     policy = load_policy(out / "best.pt")
     actions = policy.act(np.zeros((2, 8, 84, 84), dtype=np.uint8))
