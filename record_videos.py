@@ -18,7 +18,7 @@ from tqdm import tqdm
 from models.atari import action_meanings
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.dqn import load_policy
-from models.players import RANDOM_PLAYERS, check_scripted_supported, shipped_agent_path
+from models.players import RANDOM_PLAYERS, SCRIPTED_PLAYERS, shipped_agent_path
 from models.recording import (GameJob, Layout, RecordSettings, format_summary, is_recorded, parse_shard, plan_games,
                               record_games, scan_folder, shard_games, write_manifest_and_plot)
 from models.runtime import pick_device
@@ -58,13 +58,15 @@ class RecordConfig:
 def plan(config: RecordConfig) -> tuple[list[GameJob], str | None]:
     """Every game of the job and the agent checkpoint it needs (None when no game is the agent's)."""
     if config.bulk:
-        jobs = plan_games(config.total_videos, config.percent_random, config.percent_scripted, config.seed,
+        percent_scripted = config.percent_scripted
+        if percent_scripted and config.game not in SCRIPTED_PLAYERS:
+            print(f"no scripted player for {config.game}: its {percent_scripted:g}% of the games go to the agent")
+            percent_scripted = 0.0
+        jobs = plan_games(config.total_videos, config.percent_random, percent_scripted, config.seed,
                           config.random_player)
     else:
         share_random = 0.0 if config.checkpoint_path else 100.0
         jobs = plan_games(config.num_episodes, share_random, 0.0, config.seed, config.random_player)
-    if any(job.player == "scripted" for job in jobs):
-        check_scripted_supported(config.game)
     if not any(job.player == "agent" for job in jobs):
         return jobs, None
     checkpoint = config.checkpoint_path or shipped_agent_path(config.game)

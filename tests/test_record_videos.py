@@ -142,8 +142,17 @@ def test_truncated_episode_in_output_dir_gets_one_line(script, tmp_path: Path) -
     assert result.stderr.strip().splitlines()[-1] == f"error: episode file {path} is truncated or corrupt (BadZipFile)"
 
 
+def test_a_game_without_a_scripted_player_gives_its_share_to_the_agent(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "pong.pt"
+    config = QNetworkConfig(num_actions=len(action_meanings("Pong")))
+    save_checkpoint(path, stage="dqn", model=QNetwork(config), config=config, step=0)
+    record_videos.main(["--bulk", "--game", "Pong", "--total_videos", "2", "--percent_random", "50",
+                        "--percent_scripted", "50", "--checkpoint_path", str(path), *TINY, "--output_dir", str(tmp_path / "out")])
+    assert "no scripted player for Pong: its 50% of the games go to the agent\n" in capsys.readouterr().out
+    assert sorted(g["player"] for g in read_manifest(tmp_path / "out" / "manifest.json")["games"]) == ["agent", "random"]
+
+
 @pytest.mark.parametrize("flags, message", [
-    (["--bulk", "--game", "Pong", "--percent_random", "50", "--percent_scripted", "50"], "no scripted player for Pong"),
     (["--bulk", "--percent_random", "60", "--percent_scripted", "20", "--checkpoint_path", "missing.pt"],
      "checkpoint missing.pt does not exist"),
     (["--shard", "2/2"], "--shard 2/2"),
