@@ -46,7 +46,7 @@ def save_checkpoint(path: str | os.PathLike, *, stage: str, model: torch.nn.Modu
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-INFERENCE_KEYS = ("format_version", "stage", "model", "config", "step", "metrics", "run_config")
+INFERENCE_KEYS = ("format_version", "stage", "model", "config", "step", "metrics", "run_config", "game")
 
 
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -71,6 +71,11 @@ def load_checkpoint(path: str | os.PathLike, stage: str | None = None, map_locat
     if stage is not None and payload["stage"] != stage:
         raise CheckpointError(f"checkpoint {path} belongs to stage '{payload['stage']}', not '{stage}'")
     return payload
+
+
+def checkpoint_game(path: str | os.PathLike) -> str | None:
+    """The game a checkpoint was trained on, where it records one (``game``)."""
+    return load_checkpoint(path).get("game")
 
 
 def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "checkpoint",
