@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
-from models.episodes import list_episode_files
+from models.episodes import list_episode_files, recorded_game
 from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
                                   split_folders)
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
@@ -173,6 +173,7 @@ def main() -> None:
     latest, best = out_dir / "latest.pt", out_dir / "best.pt"
 
     split = split_folders([list_episode_files(d) for d in cfg.data_dir], seed=cfg.split_seed)
+    game = recorded_game(split.train)   # stored with the weights: the neural game refuses another
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     if resumed:
         model_cfg, initial = stored_model_config(cfg, resumed, latest), None
@@ -217,7 +218,7 @@ def main() -> None:
     def save(path: Path, metrics: dict[str, float]) -> None:
         save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=step, metrics=metrics,
                         run_config=asdict(cfg), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        best_val_loss=best_val)
+                        best_val_loss=best_val, game=game)
 
     def validate() -> dict[str, float]:
         nonlocal best_val
