@@ -26,7 +26,7 @@ from models.runtime import pick_device
 
 @dataclass
 class RecordConfig:
-    output_dir: str = arg("data", "folder for episodes/, videos/, frames/, manifest.json and scores.png")
+    output_dir: str = arg("data", "folder for episodes/, videos/, frames/, manifest.json and scores.png", output="dir")
     checkpoint_path: str | None = arg(None, "DQN checkpoint of the agent (bulk mode: defaults to the shipped one)")
     game: str = arg("Breakout", "Atari game")
     num_episodes: int = arg(1, "games to record in single mode")

@@ -22,7 +22,8 @@ from models.players import agent_file_name
 @dataclass
 class PipelineConfig:
     preset: Literal["tiny", "quick", "full"] = arg("quick", "how big a run: tiny (CI), quick (minutes on a CPU) or full")
-    root: str = arg("", "folder for every output (default: runs/<preset> for tiny and quick, the repository for full)")
+    root: str = arg("", "folder for every output (default: runs/<preset> for tiny and quick, the repository for full)",
+                    output="dir")
     force: list[str] = arg([], "stages to rerun even if their outputs exist ('all' for every stage)")
     stop_after: str = arg("", "stop after this stage")
     game: str = arg("Breakout", "Atari game")

@@ -40,7 +40,8 @@ from models.runtime import pick_device, seed_everything
 class TrainConfig:
     pairs_path: list[str] = arg(["data/actions/action_latent_pairs.json"],
                                 "pairs from collect_action_latent_pairs.py (several: used together, games kept apart)")
-    output_path: str = arg("checkpoints/latent_action/action_to_latent_best.pt", "best checkpoint; reports go beside it")
+    output_path: str = arg("checkpoints/latent_action/action_to_latent_best.pt", "best checkpoint; reports go beside it",
+                           output="file")
     variant: Literal["action", "action_state"] = arg("action_state", "action: the action alone; action_state: the action and the last frames")
     num_steps: int = arg(12000, "gradient steps (the same for any number of pairs)")
     batch_size: int = arg(256, "pairs per gradient step")

@@ -65,7 +65,7 @@ class TrainConfig:
     eval_episodes: int = arg(10, "full games (all lives) per evaluation")
     save_every: int = arg(10_000, "agent steps between writes of latest.pt", aliases=("save_freq",))
     log_every: int = arg(2_000, "agent steps between rows of metrics.csv")
-    output_dir: str = arg("checkpoints/dqn", "where checkpoints, metrics.csv and plots go")
+    output_dir: str = arg("checkpoints/dqn", "where checkpoints, metrics.csv and plots go", output="dir")
     no_save: bool = arg(False, "write no checkpoints (metrics are still logged)")
     resume: bool = arg(False, "continue from output_dir/latest.pt (the replay buffer is refilled)")
     init_from: str = arg("", "start from the Q-network of this checkpoint (e.g. best.pt or the shipped agent) "

@@ -46,6 +46,10 @@ def test_bad_input_gets_one_clear_line(script, tmp_path):
     (tmp_path / "latest.pt").write_bytes(b"\x00" * 100)
     proc = script("train_dqn.py", "--resume", "--output_dir", str(tmp_path), *TINY, check=False)
     assert proc.returncode == 1 and "could not be read" in proc.stderr and "Traceback" not in proc.stderr
+    proc = script("train_dqn.py", "--output_dir", str(tmp_path / "latest.pt" / "run"), *TINY, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"error: --output_dir {tmp_path / 'latest.pt' / 'run'} cannot be written: {tmp_path / 'latest.pt'} is a file, "
+        "not a folder"]
 
 
 def test_init_from_starts_from_a_saved_network(script, tmp_path):
