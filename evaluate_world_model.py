@@ -30,7 +30,7 @@ from models.runtime import pick_device, seed_everything
 @dataclass
 class EvaluateConfig:
     checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, CHECKPOINT_DIR_HELP)
-    output_dir: str = arg("data/evaluation", "folder for report.json, the PNG plots and first_start.mp4")
+    output_dir: str = arg("data/evaluation", "folder for report.json, the PNG plots and first_start.mp4", output="dir")
     steps: int = arg(100, "open-loop horizon in game steps (one step = 4 emulator frames)")
     num_starts: int = arg(8, "real start states (games played in lockstep; controllability uses as many)")
     control_steps: int = arg(4, "controllability: game steps LEFT or RIGHT is held")

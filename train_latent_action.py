@@ -45,7 +45,7 @@ class TrainConfig:
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz episode files); each folder is "
                               "split by game on its own, so adding one keeps the others' held-out games out")
     checkpoint_dir: str = arg("checkpoints/latent_action", "where checkpoints, metrics and samples go",
-                              aliases=("output_dir",))
+                              aliases=("output_dir",), output="dir")
     model: str = arg("default", f"model shape: {', '.join(MODEL_PRESETS)}")
     context_frames: int | None = arg(None, "frames of context (default: the model shape's)")
     num_codes: int | None = arg(None, "codebook size (default: the model shape's)")
@@ -173,7 +173,9 @@ def main() -> None:
     latest, best = out_dir / "latest.pt", out_dir / "best.pt"
 
     split = split_folders([list_episode_files(d) for d in cfg.data_dir], seed=cfg.split_seed)
-    game = recorded_game(split.train)   # stored with the weights: the neural game refuses another
+    # Every game's metadata, read now: a corrupt file is named before any training, and the game is
+    # stored with the weights (the neural game refuses another)
+    game = recorded_game(split.train + split.val + split.test)
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     if resumed:
         model_cfg, initial = stored_model_config(cfg, resumed, latest), None

@@ -256,6 +256,13 @@ def test_bad_input_gets_one_clear_line(games, tmp_path):
     looped = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path),
                         "--rollout_steps", "2")
     assert looped.returncode == 2 and "give --decoder_only" in looped.stderr and "Traceback" not in looped.stderr
+    damaged = make_games(tmp_path / "damaged", num_games=3)
+    broken = damaged / "game_00001.npz"
+    broken.write_bytes(broken.read_bytes()[:1000])
+    corrupt = run_script("--preset", "tiny", "--data_dir", str(damaged), "--checkpoint_dir", str(tmp_path / "run"))
+    assert corrupt.returncode == 1 and corrupt.stderr.strip().splitlines()[-1] == \
+        f"error: episode file {broken} is truncated or corrupt (BadZipFile)"
+    assert not (tmp_path / "run").exists()                      # refused before anything is written
 
 
 def test_two_torchrun_processes_train_and_one_writes_checkpoints(games, tmp_path):
