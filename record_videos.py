@@ -60,7 +60,7 @@ def plan(config: RecordConfig) -> tuple[list[GameJob], str | None]:
     if config.bulk:
         percent_scripted = config.percent_scripted
         if percent_scripted and config.game not in SCRIPTED_PLAYERS:
-            print(f"no scripted player for {config.game}: its {percent_scripted:g}% of the games go to the agent")
+            print(f"note: no scripted player for {config.game}: its {percent_scripted:g}% of the games go to the agent")
             percent_scripted = 0.0
         jobs = plan_games(config.total_videos, config.percent_random, percent_scripted, config.seed,
                           config.random_player)

@@ -108,7 +108,9 @@ def ship(plan: list[Stage], game: str, destination: Path | None = None) -> None:
 
 
 def run_stage(stage: Stage, common: list[str], game: str) -> float:
-    """Run one stage's script; on failure raise UserError carrying the stage's own last words."""
+    """Run one stage's script, passing on the lines of its output that start with ``note:`` (what a
+    stage does differently from what was asked, e.g. no scripted player for the game); on failure
+    raise UserError carrying the stage's own last words."""
     command = [sys.executable, stage.script, *stage.args, *common, *(["--game", game] if stage.takes_game else [])]
     print(f"[{stage.name}] {' '.join(command[1:])}", flush=True)
     start = time.time()
@@ -116,6 +118,9 @@ def run_stage(stage: Stage, common: list[str], game: str) -> float:
     if proc.returncode != 0:
         last = [line for line in proc.stdout.replace("\r", "\n").splitlines() if line.strip()][-5:]
         raise UserError(f"stage '{stage.name}' failed (exit {proc.returncode}):\n  " + "\n  ".join(last))
+    for line in proc.stdout.splitlines():
+        if line.startswith("note: "):
+            print(f"  {line}")
     return time.time() - start
 
 

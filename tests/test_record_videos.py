@@ -148,7 +148,7 @@ def test_a_game_without_a_scripted_player_gives_its_share_to_the_agent(tmp_path:
     save_checkpoint(path, stage="dqn", model=QNetwork(config), config=config, step=0)
     record_videos.main(["--bulk", "--game", "Pong", "--total_videos", "2", "--percent_random", "50",
                         "--percent_scripted", "50", "--checkpoint_path", str(path), *TINY, "--output_dir", str(tmp_path / "out")])
-    assert "no scripted player for Pong: its 50% of the games go to the agent\n" in capsys.readouterr().out
+    assert "note: no scripted player for Pong: its 50% of the games go to the agent\n" in capsys.readouterr().out
     assert sorted(g["player"] for g in read_manifest(tmp_path / "out" / "manifest.json")["games"]) == ["agent", "random"]
 
 

@@ -32,3 +32,11 @@ def test_unknown_stage_and_failing_stage_stop_with_one_message(script, tmp_path:
     assert proc.returncode == 1 and "unknown stage 'wold_model'" in proc.stderr
     proc = script("run_pipeline.py", "--preset", "tiny", "--root", str(tmp_path), "--game", "Pacmann", check=False)
     assert proc.returncode == 1 and "stage 'agent' failed" in proc.stderr and "unknown game 'Pacmann'" in proc.stderr
+
+
+def test_a_stage_passes_on_its_notes_and_keeps_the_rest_to_itself(tmp_path: Path, capsys):
+    from run_pipeline import Stage, run_stage
+    stage_script = tmp_path / "stage.py"
+    stage_script.write_text('print("a progress line")\nprint("note: no scripted player for Pong: its 50% go to the agent")\n')
+    run_stage(Stage("record", str(stage_script), [], tmp_path / "out", takes_game=False), [], "Pong")
+    assert capsys.readouterr().out.splitlines()[1:] == ["  note: no scripted player for Pong: its 50% go to the agent"]
