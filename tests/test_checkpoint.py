@@ -1,5 +1,6 @@
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,4 +87,5 @@ def test_the_shipped_weights_load_with_their_stages_loaders() -> None:
     world = load_latent_action_model(PRETRAINED_DIR / "latent_action.pt")
     mapper = load_action_mapper(PRETRAINED_DIR / "action_to_latent.pt", latent_config=world.config)
     assert mapper.config.num_codes == world.config.num_codes == 32
-    assert load_policy(PRETRAINED_DIR / "dqn_breakout.pt") is not None
+    policy = load_policy(PRETRAINED_DIR / "dqn_breakout.pt")
+    assert policy.act(np.zeros((2, 8, 84, 84), np.uint8)).shape == (2,)
