@@ -31,7 +31,8 @@ from models.runtime import pick_device, seed_everything
 class CollectConfig:
     checkpoint_path: str = arg("checkpoints/latent_action/best.pt", "trained latent action model (stage 2-3)")
     episodes_dir: str = arg("data/episodes", "recorded games (.npz episodes with their actions)")
-    output_path: str = arg("data/actions/action_latent_pairs.json", "pairs JSON; the context archive and plot go beside it")
+    output_path: str = arg("data/actions/action_latent_pairs.json", "pairs JSON; the context archive and plot go beside it",
+                           output="file")
     recorded: bool = arg(True, "read the recorded games in --episodes_dir")
     live: bool = arg(False, "also play fresh games in the emulator and pair their steps")
     num_live_games: int = arg(5, "games played with --live")

@@ -38,7 +38,7 @@ from models.runtime import pick_device, seed_everything
 @dataclass
 class EvaluateConfig:
     checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, CHECKPOINT_DIR_HELP)
-    output_dir: str = arg("data/evaluation", "folder for report.json, the PNG plots and first_start.mp4")
+    output_dir: str = arg("data/evaluation", "folder for report.json, the PNG plots and first_start.mp4", output="dir")
     closed_loop: bool = arg(False, "closed-loop play by a ball-following player instead of the open-loop comparison")
     steps: int | None = arg(None, "game steps per game (one step = 4 emulator frames); default 100 open loop, "
                                   "1000 closed loop")

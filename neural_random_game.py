@@ -27,7 +27,8 @@ class RandomGameConfig:
     checkpoint_dir: str = arg(DEFAULT_CHECKPOINT_DIR, CHECKPOINT_DIR_HELP)
     steps: int = arg(100, "game steps to play (one step = 4 emulator frames)")
     output: str = arg("data/neural_random_game.gif", "the GIF of the neural game; --compare adds "
-                                                     "<name>_compare.gif and .mp4 beside it")
+                                                     "<name>_compare.gif and .mp4 beside it", output="file",
+                      aliases=("output_path",))
     compare: bool = arg(False, "also play the same actions in the emulator and write both side by side")
     temperature: float = arg(0.0, "sampling temperature of latents and pixels; 0 takes the most likely")
     seed: int = arg(0, "seed of the real start, the random actions and the sampling")

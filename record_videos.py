@@ -18,7 +18,7 @@ from tqdm import tqdm
 from models.atari import action_meanings
 from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.dqn import load_policy
-from models.players import RANDOM_PLAYERS, check_scripted_supported, shipped_agent_path
+from models.players import RANDOM_PLAYERS, SCRIPTED_PLAYERS, shipped_agent_path
 from models.recording import (GameJob, Layout, RecordSettings, format_summary, is_recorded, parse_shard, plan_games,
                               record_games, scan_folder, shard_games, write_manifest_and_plot)
 from models.runtime import pick_device
@@ -26,7 +26,7 @@ from models.runtime import pick_device
 
 @dataclass
 class RecordConfig:
-    output_dir: str = arg("data", "folder for episodes/, videos/, frames/, manifest.json and scores.png")
+    output_dir: str = arg("data", "folder for episodes/, videos/, frames/, manifest.json and scores.png", output="dir")
     checkpoint_path: str | None = arg(None, "DQN checkpoint of the agent (bulk mode: defaults to the shipped one)")
     game: str = arg("Breakout", "Atari game")
     num_episodes: int = arg(1, "games to record in single mode")
@@ -35,7 +35,8 @@ class RecordConfig:
     percent_random: float = arg(15.0, "bulk mode: percent of games played by a random player")
     random_player: Literal[RANDOM_PLAYERS] = arg("random", "the random player: uniform each step, or keys held 1-4 steps as a person tries the controls")
     percent_scripted: float = arg(0.0, "bulk mode: percent of games played by the scripted ball follower (Breakout)")
-    action_noise: float = arg(0.0, "probability of a uniform random action at each step of agent and scripted games")
+    action_noise: float = arg(0.01, "probability of a uniform random action at each step of agent and scripted games "
+                                    "(the emulator and the agent are deterministic: at 0, every agent game is the same game)")
     max_steps: int = arg(10_000, "cap on agent steps per game (one step = 4 emulator frames)")
     seed: int = arg(0, "base seed: game i uses seed + i")
     workers: int = arg(1, "games recorded in parallel processes")
@@ -57,13 +58,15 @@ class RecordConfig:
 def plan(config: RecordConfig) -> tuple[list[GameJob], str | None]:
     """Every game of the job and the agent checkpoint it needs (None when no game is the agent's)."""
     if config.bulk:
-        jobs = plan_games(config.total_videos, config.percent_random, config.percent_scripted, config.seed,
+        percent_scripted = config.percent_scripted
+        if percent_scripted and config.game not in SCRIPTED_PLAYERS:
+            print(f"note: no scripted player for {config.game}: its {percent_scripted:g}% of the games go to the agent")
+            percent_scripted = 0.0
+        jobs = plan_games(config.total_videos, config.percent_random, percent_scripted, config.seed,
                           config.random_player)
     else:
         share_random = 0.0 if config.checkpoint_path else 100.0
         jobs = plan_games(config.num_episodes, share_random, 0.0, config.seed, config.random_player)
-    if any(job.player == "scripted" for job in jobs):
-        check_scripted_supported(config.game)
     if not any(job.player == "agent" for job in jobs):
         return jobs, None
     checkpoint = config.checkpoint_path or shipped_agent_path(config.game)

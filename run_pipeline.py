@@ -22,7 +22,8 @@ from models.players import agent_file_name
 @dataclass
 class PipelineConfig:
     preset: Literal["tiny", "quick", "full"] = arg("quick", "how big a run: tiny (CI), quick (minutes on a CPU) or full")
-    root: str = arg("", "folder for every output (default: runs/<preset> for tiny and quick, the repository for full)")
+    root: str = arg("", "folder for every output (default: runs/<preset> for tiny and quick, the repository for full)",
+                    output="dir")
     force: list[str] = arg([], "stages to rerun even if their outputs exist ('all' for every stage)")
     stop_after: str = arg("", "stop after this stage")
     game: str = arg("Breakout", "Atari game")
@@ -41,7 +42,7 @@ class Stage:
 
 
 SIZES = {
-    "tiny": dict(dqn=["--preset", "quick", "--total_steps", "200", "--min_buffer", "100", "--eval_every", "200",
+    "tiny": dict(dqn=["--preset", "quick", "--num_steps", "200", "--min_buffer", "100", "--eval_every", "200",
                       "--eval_episodes", "1", "--max_steps_per_episode", "200"],
                  record=["--total_videos", "3", "--percent_random", "34", "--percent_scripted", "33", "--max_steps", "120",
                          "--no-save_videos"],
@@ -107,7 +108,9 @@ def ship(plan: list[Stage], game: str, destination: Path | None = None) -> None:
 
 
 def run_stage(stage: Stage, common: list[str], game: str) -> float:
-    """Run one stage's script; on failure raise UserError carrying the stage's own last words."""
+    """Run one stage's script, passing on the lines of its output that start with ``note:`` (what a
+    stage does differently from what was asked, e.g. no scripted player for the game); on failure
+    raise UserError carrying the stage's own last words."""
     command = [sys.executable, stage.script, *stage.args, *common, *(["--game", game] if stage.takes_game else [])]
     print(f"[{stage.name}] {' '.join(command[1:])}", flush=True)
     start = time.time()
@@ -115,6 +118,9 @@ def run_stage(stage: Stage, common: list[str], game: str) -> float:
     if proc.returncode != 0:
         last = [line for line in proc.stdout.replace("\r", "\n").splitlines() if line.strip()][-5:]
         raise UserError(f"stage '{stage.name}' failed (exit {proc.returncode}):\n  " + "\n  ".join(last))
+    for line in proc.stdout.splitlines():
+        if line.startswith("note: "):
+            print(f"  {line}")
     return time.time() - start
 
 

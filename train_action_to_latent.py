@@ -5,7 +5,6 @@
     python train_action_to_latent.py --max_pairs 1000         # how far do 1,000 labelled steps go?
                                                               # (the other pairs' codes still teach the state)
     python train_action_to_latent.py --sweep                  # accuracy against 100, 1k, 10k, all pairs
-    python train_action_to_latent.py --drawn_starts 4096      # also frames the world model drew, as in play
     python train_action_to_latent.py --pairs_path data/actions/action_latent_pairs.json \
         data/actions_hold/action_latent_pairs.json            # pairs of several collections together
 
@@ -24,8 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models import breakout_objects as objects
-from models.action_pairs import concat_pairs, decoded_targets, drawn_pairs, event_pairs, read_pairs, rollout_starts
+from models.action_pairs import concat_pairs, read_pairs
 from models.action_to_latent import (MAX_STATE_FRAMES, STAGE, ActionToLatentConfig, PairTensors, TrainSettings,
                                      action_only_ceiling, end_to_end, end_to_end_steps, evaluate_mapper,
                                      labelled_subset, mapper_config, plot_confusion, split_pairs, train_mapper,
@@ -42,7 +40,8 @@ from models.runtime import pick_device, seed_everything
 class TrainConfig:
     pairs_path: list[str] = arg(["data/actions/action_latent_pairs.json"],
                                 "pairs from collect_action_latent_pairs.py (several: used together, games kept apart)")
-    output_path: str = arg("checkpoints/latent_action/action_to_latent_best.pt", "best checkpoint; reports go beside it")
+    output_path: str = arg("checkpoints/latent_action/action_to_latent_best.pt", "best checkpoint; reports go beside it",
+                           output="file")
     variant: Literal["action", "action_state"] = arg("action_state", "action: the action alone; action_state: the action and the last frames")
     num_steps: int = arg(12000, "gradient steps (the same for any number of pairs)")
     batch_size: int = arg(256, "pairs per gradient step")
@@ -54,10 +53,6 @@ class TrainConfig:
     max_pairs: int = arg(0, "train on at most this many labelled pairs (0: no limit)")
     state_frames: int = arg(4, f"action_state: last frames the state net sees (at most {MAX_STATE_FRAMES}; "
                                    "more than the world model's context: the game keeps them)")
-    recent_frames: int = arg(0, "action_state: give the last this many state frames a conv stack of their own, "
-                                "the older ones another (0: one stack reads them all)")
-    ball_clock: int = arg(0, "action_state: the map also reads how many of the last this many frames in a row show "
-                             f"no ball (Breakout's serve and lives wait on it; at most {MAX_STATE_FRAMES}, 0: off)")
     state_pool: list[int] = arg([5, 4], "action_state: rows and columns averaged into one cell of the state")
     state_channels: list[int] = arg([16, 32, 64], "action_state: conv widths (each halves the grid)")
     hidden: int = arg(128, "action_state: width of the hidden layer")
@@ -73,15 +68,6 @@ class TrainConfig:
                                     "with the unlabelled pairs, unless --no-unlabelled)")
     latent_checkpoint: str = arg("", "world model for the end-to-end check (default: the one the pairs came from; skipped if absent)")
     num_e2e: int = arg(1000, "validation steps of the end-to-end check (0: skip it)")
-    event_targets: bool = arg(False, "pairs where the ball appears or vanishes or the lives digit changes, and the "
-                                     "world model draws the encoder's code wrong, learn the code it draws closest "
-                                     "to the real frame (needs the pairs' world model)")
-    drawn_starts: int = arg(0, "also train on pairs whose context the world model drew: from this many starts in the "
-                               "training games it rolls --drawn_steps forward with the real codes (needs the pairs' "
-                               "world model; 0: off)")
-    drawn_steps: int = arg(20, "pairs the world model draws after each start (--drawn_starts, --drawn_val_starts)")
-    drawn_val_starts: int = arg(512, "starts in the validation games for the accuracy on drawn context (skipped "
-                                     "without the world model; 0: off)")
     game: str = arg("Breakout", "Atari game; pairs collected from another game are refused")
     seed: int = arg(0, "seed of the split, the subset and the training")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
@@ -89,23 +75,14 @@ class TrainConfig:
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
-        check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate",
-                       "drawn_steps")
+        check_positive(self, "num_steps", "batch_size", "eval_every", "num_val", "state_frames", "hidden", "learning_rate")
         check_positive(self, "max_pairs", "num_e2e", "seed", "threads", "temperature", "action_history",
-                       "offset_penalty", "drawn_starts", "drawn_val_starts", "recent_frames", "ball_clock", allow_zero=True)
-        if self.drawn_starts and (self.max_pairs or self.labelled_fraction < 1 or self.sweep):
-            raise ValueError("--drawn_starts trains on every training pair's label: leave out --max_pairs, "
-                             "--labelled_fraction and --sweep")
+                       "offset_penalty", allow_zero=True)
         if self.action_history > ACTION_MEMORY:
             raise ValueError(f"--action_history must be at most {ACTION_MEMORY}, the earlier actions the game keeps, "
                              f"got {self.action_history}")
         if self.state_frames > MAX_STATE_FRAMES:
             raise ValueError(f"--state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
-        if self.ball_clock > MAX_STATE_FRAMES:
-            raise ValueError(f"--ball_clock must be at most {MAX_STATE_FRAMES}, got {self.ball_clock}")
-        if self.recent_frames >= self.state_frames:
-            raise ValueError(f"--recent_frames must be fewer than --state_frames ({self.state_frames}), "
-                             f"got {self.recent_frames}")
         if len(set(self.pairs_path)) < len(self.pairs_path):
             raise ValueError(f"--pairs_path lists a file more than once: {self.pairs_path}")
         if not 0 < self.labelled_fraction <= 1:
@@ -118,18 +95,14 @@ class TrainConfig:
             raise ValueError(f"--sweep_variants: unknown variant(s) {sorted(unknown)}")
 
 
-PRESETS = {"quick": dict(num_steps=400, eval_every=100, num_val=2000, num_e2e=200, drawn_val_starts=32,
-                         sweep_sizes=[100, 1000, 0])}
+PRESETS = {"quick": dict(num_steps=400, eval_every=100, num_val=2000, num_e2e=200, sweep_sizes=[100, 1000, 0])}
 CURVES = ["loss", "train_accuracy", "val_loss", "accuracy", "step_accuracy"]
 
 
 def build_config(cfg: TrainConfig, variant: str, pairs, marginal: bool = False) -> ActionToLatentConfig:
-    """The map's config; a choice the pairs cannot serve (``--ball_clock`` on frames that are not Breakout's)
-    becomes a UserError."""
+    """The map's config; a choice the pairs cannot serve becomes a UserError."""
     try:
-        return mapper_config(variant, pairs, state_frames=cfg.state_frames, recent_frames=cfg.recent_frames,
-                             ball_clock=cfg.ball_clock if variant == "action_state" else 0,
-                             state_pool=cfg.state_pool, state_channels=cfg.state_channels, hidden=cfg.hidden,
+        return mapper_config(variant, pairs, state_frames=cfg.state_frames, state_pool=cfg.state_pool, state_channels=cfg.state_channels, hidden=cfg.hidden,
                              action_history=cfg.action_history, marginal=marginal)
     except ValueError as exc:
         raise UserError(f"{' '.join(cfg.pairs_path)}: {exc}") from exc
@@ -209,47 +182,6 @@ def maybe_end_to_end(cfg: TrainConfig, world, mapper, pairs, val_idx) -> dict[st
         return end_to_end(mapper, world, pairs, idx, progress=bar)
 
 
-def retarget_events(world, pairs) -> None:
-    """--event_targets: the pairs where the ball appears or vanishes or the lives digit changes get
-    codes the world model draws right (``decoded_targets``)."""
-    idx = event_pairs(pairs, objects.ball_or_lives_changes)
-    with tqdm(total=idx.size, desc="event targets", unit="pair", dynamic_ncols=True, leave=False) as bar:
-        pairs.codes, changed = decoded_targets(world, pairs, idx, objects.ball_or_lives_changes, progress=bar)
-    print(f"event targets: {idx.size} pairs show the ball appear or vanish or the lives digit change; for "
-          f"{changed} of them the world model drew the encoder's code wrong there and another code closer")
-
-
-def with_drawn_pairs(cfg: TrainConfig, world, pairs, split, frames_seen: int) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """The pairs, and pairs on drawn context after them (``drawn_pairs``, each keeping the ``frames_seen``
-    frames the map reads): from --drawn_starts starts in the training games and --drawn_val_starts in
-    the validation games. Returns the sets, the pairs first, and the drawn ones' numbers for training
-    and for validation, numbered on from set to set as ``PairTensors`` numbers them."""
-    none = np.zeros(0, np.int64)
-    if world is None and cfg.drawn_starts:
-        raise UserError("--drawn_starts: a pair on drawn context needs the world model the pairs came from "
-                        "(give --latent_checkpoint)")
-    if world is None or not (cfg.drawn_starts or cfg.drawn_val_starts):
-        return [pairs], none, none
-    sets = []
-    for name, games, count in (("training", split.train, cfg.drawn_starts), ("validation", split.val, cfg.drawn_val_starts)):
-        starts = rollout_starts(pairs, games, cfg.drawn_steps, count, cfg.seed)
-        with tqdm(total=starts.size, desc=f"drawing {name} context", unit="start", dynamic_ncols=True, leave=False) as bar:
-            sets.append(drawn_pairs(world, pairs, starts, cfg.drawn_steps, cfg.action_history,
-                                    frames_seen, progress=bar))
-    print(f"drawn context: {len(sets[0])} training and {len(sets[1])} validation pairs, {cfg.drawn_steps} after each "
-          "start in the world model's own frames")
-    first = len(pairs) + np.arange(len(sets[0]) + len(sets[1]))
-    return [pairs, *sets], first[:len(sets[0])], first[len(sets[0]):]
-
-
-def drawn_metrics(cfg: TrainConfig, mapper, data: PairTensors, idx: np.ndarray) -> dict[str, float]:
-    """The map's accuracy on the validation games' pairs on drawn context, keys prefixed ``drawn_``."""
-    if idx.size == 0:
-        return {}
-    ev = evaluate_mapper(mapper, data, idx, cfg.temperature, cfg.seed)
-    return {f"drawn_{k}": v for k, v in ev.metrics.items() if k != "val_loss"}
-
-
 def main() -> None:
     cfg = parse_config(TrainConfig, __doc__.splitlines()[0], presets=PRESETS)
     if cfg.threads:
@@ -260,17 +192,9 @@ def main() -> None:
     if pairs.metadata.get("game", cfg.game) != cfg.game:
         raise UserError(f"{' '.join(cfg.pairs_path)} was collected from {pairs.metadata['game']}, not {cfg.game} "
                         "(see --game)")
-    wants_world = cfg.event_targets or cfg.num_e2e or cfg.drawn_starts or cfg.drawn_val_starts
-    world, world_path = pairs_world_model(cfg, pairs, device) if wants_world else (None, "")
-    if cfg.event_targets:
-        if world is None:
-            raise UserError(f"--event_targets needs the world model the pairs came from: {world_path or 'none named'} "
-                            "not found (give --latent_checkpoint)")
-        retarget_events(world, pairs)
-    elif world is None and (cfg.num_e2e or cfg.drawn_val_starts) and world_path:
-        skipped = " and ".join(what for what, asked in (("end-to-end check", cfg.num_e2e),
-                                                        ("accuracy on drawn context", cfg.drawn_val_starts)) if asked)
-        print(f"{skipped} skipped: world model {world_path} not found (give --latent_checkpoint)")
+    world, world_path = pairs_world_model(cfg, pairs, device) if cfg.num_e2e else (None, "")
+    if world is None and world_path:
+        print(f"end-to-end check skipped: world model {world_path} not found (give --latent_checkpoint)")
     split = split_pairs(pairs.game_index, cfg.val_fraction, cfg.seed)
     wanted = max(1, round(cfg.labelled_fraction * split.train.size))
     train_idx = labelled_subset(split.train, min(wanted, cfg.max_pairs or wanted), cfg.seed)
@@ -278,22 +202,18 @@ def main() -> None:
     mcfg = build_config(cfg, cfg.variant, pairs, marginal=unlabelled.size > 0)
     ceiling = action_only_ceiling(pairs.actions[train_idx], pairs.codes[train_idx], pairs.actions[split.val],
                                   pairs.codes[split.val], mcfg.num_actions, mcfg.num_codes)
-    pair_sets, drawn_train, drawn_val = with_drawn_pairs(cfg, world, pairs, split, mcfg.frames_seen)
     out = Path(cfg.output_path)
     prefix = out.parent / out.stem.removesuffix("_best")
     print(f"{len(pairs)} pairs: training on {train_idx.size} labelled (of {split.train.size}"
           + (f"; the other {unlabelled.size} unlabelled" if unlabelled.size else "")
-          + (f"; and {drawn_train.size} on drawn context" if drawn_train.size else "")
           + f"), validating on {split.val.size}; variant {cfg.variant}")
 
-    data = PairTensors(pair_sets, mcfg)
+    data = PairTensors(pairs, mcfg)
     log = MetricsLog(f"{prefix}_metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg))
-    result = train_one(cfg, mcfg, data, np.concatenate([train_idx, drawn_train]), split.val, device,
-                       f"train {cfg.variant}", log, unlabelled)
+    result = train_one(cfg, mcfg, data, train_idx, split.val, device, f"train {cfg.variant}", log, unlabelled)
     ev = evaluate_mapper(result.mapper, data, split.val, cfg.temperature, cfg.seed)
     metrics = dict(ev.metrics, labelled_pairs=float(train_idx.size), unlabelled_pairs=float(unlabelled.size),
-                   drawn_pairs=float(drawn_train.size), best_step=float(result.best_step), action_only_ceiling=ceiling)
-    metrics.update(drawn_metrics(cfg, result.mapper, data, drawn_val))
+                   best_step=float(result.best_step), action_only_ceiling=ceiling)
     metrics.update(maybe_end_to_end(cfg, world, result.mapper, pairs, split.val))
     save_checkpoint(out, stage=STAGE, model=result.mapper, config=mcfg, step=result.best_step, metrics=metrics)
     if e2e := {k: v for k, v in metrics.items() if k.startswith("e2e_")}:

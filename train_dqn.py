@@ -33,7 +33,8 @@ from models.runtime import pick_device, seed_everything
 class TrainConfig:
     exploration_mode: Literal["temperature", "rnd"] = arg("temperature", "Boltzmann + prioritized replay, or RND with an explore/exploit agent pair")
     game: str = arg("Breakout", "Atari game name")
-    total_steps: int = arg(1_000_000, "agent steps to train for, summed over all games (one agent step = 4 emulator frames)")
+    num_steps: int = arg(1_000_000, "agent steps to train for, summed over all games (one agent step = 4 emulator frames)",
+                         aliases=("total_steps",))
     max_episodes: int = arg(0, "stop after this many finished games (0: no limit)")
     num_envs: int = arg(8, "games stepped together, one network call acting for all")
     buffer_size: int = arg(300_000, "replay capacity in frames (about one per agent step; each 84x84 frame stored once)")
@@ -62,21 +63,21 @@ class TrainConfig:
     max_steps_per_episode: int = arg(10_000, "agent steps after which a game is cut")
     eval_every: int = arg(50_000, "agent steps between evaluations")
     eval_episodes: int = arg(10, "full games (all lives) per evaluation")
-    save_freq: int = arg(10_000, "agent steps between writes of latest.pt")
+    save_every: int = arg(10_000, "agent steps between writes of latest.pt", aliases=("save_freq",))
     log_every: int = arg(2_000, "agent steps between rows of metrics.csv")
-    output_dir: str = arg("checkpoints/dqn", "where checkpoints, metrics.csv and plots go")
+    output_dir: str = arg("checkpoints/dqn", "where checkpoints, metrics.csv and plots go", output="dir")
     no_save: bool = arg(False, "write no checkpoints (metrics are still logged)")
     resume: bool = arg(False, "continue from output_dir/latest.pt (the replay buffer is refilled)")
-    init_checkpoint: str = arg("", "start from the Q-network of this checkpoint (e.g. best.pt or the shipped agent) "
-                                   "with fresh optimisers, continuing its step count and schedules")
+    init_from: str = arg("", "start from the Q-network of this checkpoint (e.g. best.pt or the shipped agent) "
+                             "with fresh optimisers, continuing its step count and schedules", aliases=("init_checkpoint",))
     seed: int = arg(0, "random seed")
     device: str = arg("auto", "auto, cpu, cuda or mps")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
     wandb: bool = arg(False, "also log to Weights & Biases (WANDB_MODE=offline works without network)")
 
     def __post_init__(self) -> None:
-        check_positive(self, "total_steps", "num_envs", "buffer_size", "batch_size", "n_step", "train_every",
-                       "target_update_every", "frame_stack", "eval_episodes", "save_freq", "log_every",
+        check_positive(self, "num_steps", "num_envs", "buffer_size", "batch_size", "n_step", "train_every",
+                       "target_update_every", "frame_stack", "eval_episodes", "save_every", "log_every",
                        "max_steps_per_episode", "eval_every")
         check_positive(self, "max_episodes", "min_buffer", "threads", allow_zero=True)
         smallest = self.num_envs * (self.frame_stack + self.n_step + 1)
@@ -89,8 +90,8 @@ class TrainConfig:
 
 
 PRESETS = {
-    "quick": dict(total_steps=3_000, num_envs=4, buffer_size=5_000, min_buffer=500, eval_every=1_500,
-                  eval_episodes=2, save_freq=1_000, log_every=500, max_steps_per_episode=500,
+    "quick": dict(num_steps=3_000, num_envs=4, buffer_size=5_000, min_buffer=500, eval_every=1_500,
+                  eval_episodes=2, save_every=1_000, log_every=500, max_steps_per_episode=500,
                   temperature_decay_steps=2_000, rnd_alpha_decay_steps=2_000, target_update_every=100),
 }
 
@@ -134,7 +135,7 @@ class Trainer:
         return linear_schedule(c.rnd_alpha_start, c.rnd_alpha_end, c.rnd_alpha_decay_steps, self.step)
 
     def beta(self) -> float:
-        return linear_schedule(self.cfg.per_beta_start, 1.0, self.cfg.total_steps, self.step)
+        return linear_schedule(self.cfg.per_beta_start, 1.0, self.cfg.num_steps, self.step)
 
     # --- acting ----------------------------------------------------------------------------
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -186,7 +187,7 @@ class Trainer:
     # --- saving ----------------------------------------------------------------------------
     def save(self, path: Path, metrics: dict[str, float], resume_state: bool = True) -> None:
         """With ``resume_state`` everything --resume needs; without, the exploitation network alone (small,
-        for acting, shipping and --init_checkpoint)."""
+        for acting, shipping and --init_from)."""
         extra: dict = dict(run_config=asdict(self.cfg))
         if resume_state:
             extra.update(agent=self.agent.state(), updates=self.updates, episodes=self.episodes,
@@ -228,19 +229,19 @@ def main() -> None:
     trainer = Trainer(cfg)
     if cfg.resume:
         trainer.restore(out / "latest.pt")
-    elif cfg.init_checkpoint:
-        trainer.start_from(Path(cfg.init_checkpoint))
+    elif cfg.init_from:
+        trainer.start_from(Path(cfg.init_from))
     log = MetricsLog(out / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),
-                     resume_step=trainer.step if cfg.resume or cfg.init_checkpoint else 0)
+                     resume_step=trainer.step if cfg.resume or cfg.init_from else 0)
     envs, buffer = trainer.envs, trainer.buffer
     obs, _ = envs.reset(seed=[cfg.seed * 1000 + trainer.step + i for i in range(cfg.num_envs)])
     buffer.start(obs[:, -1])
     recent_scores: list[float] = []
     metrics: dict[str, float] = {}
     learn_from = trainer.step + cfg.min_buffer  # a resumed run refills its buffer first
-    bar = tqdm(total=cfg.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.num_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
     last_time, last_step = time.time(), trainer.step
-    while trainer.step < cfg.total_steps and not (cfg.max_episodes and trainer.episodes >= cfg.max_episodes):
+    while trainer.step < cfg.num_steps and not (cfg.max_episodes and trainer.episodes >= cfg.max_episodes):
         actions = trainer.act(obs)
         next_obs, rewards, terminated, truncated, info = envs.step(actions)
         ended = terminated | truncated
@@ -274,9 +275,9 @@ def main() -> None:
             bar.set_postfix(score=f"{row.get('train_score', 0):.1f}", loss=f"{metrics.get('loss', 0):.4f}",
                             **({"alpha": f"{trainer.rnd_alpha():.3f}"} if trainer.rnd_mode else {"temp": f"{trainer.temperature():.3f}"}))
 
-        if crossed(prev_step, trainer.step, cfg.eval_every) or trainer.step >= cfg.total_steps:
+        if crossed(prev_step, trainer.step, cfg.eval_every) or trainer.step >= cfg.num_steps:
             evaluate_and_save(trainer, log, out)
-        elif not cfg.no_save and crossed(prev_step, trainer.step, cfg.save_freq):
+        elif not cfg.no_save and crossed(prev_step, trainer.step, cfg.save_every):
             trainer.save(out / "latest.pt", {})
     bar.close()
     envs.close()
@@ -293,12 +294,14 @@ def crossed(before: int, after: int, every: int) -> bool:
 def evaluate_and_save(trainer: Trainer, log: MetricsLog, out: Path) -> None:
     """Play full games with the exploitation agent; save latest.pt, and best.pt when it improves."""
     cfg = trainer.cfg
-    result = evaluate_agent(lambda o: epsilon_greedy_actions(trainer.agent.q_values(o), cfg.epsilon, trainer.rng),
-                            cfg.game, cfg.eval_episodes, cfg.max_steps_per_episode, seed=10_000 + trainer.step,
-                            stack=cfg.frame_stack)
-    scores = {"eval_mean_score": result.mean, "eval_max_score": result.max, "eval_mean_length": float(result.lengths.mean())}
+    result = evaluate_agent(lambda o: trainer.agent.q_values(o).argmax(dim=-1).cpu().numpy(), cfg.game,
+                            cfg.eval_episodes, cfg.max_steps_per_episode, seed=10_000 + trainer.step,
+                            stack=cfg.frame_stack, epsilon=cfg.epsilon)
+    scores = {"eval_mean_score": result.mean, "eval_max_score": result.max, "eval_mean_length": float(result.lengths.mean()),
+              "eval_distinct_games": float(result.distinct_games)}
     log.log(trainer.step, scores)
-    tqdm.write(f"step {trainer.step}: eval mean {result.mean:.1f}, max {result.max:.0f} over {cfg.eval_episodes} games")
+    tqdm.write(f"step {trainer.step}: eval mean {result.mean:.1f}, max {result.max:.0f} over {cfg.eval_episodes} games "
+               f"({result.distinct_games} distinct)")
     if cfg.no_save:
         return
     improved = result.mean > trainer.best_eval

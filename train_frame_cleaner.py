@@ -3,10 +3,10 @@
     python train_frame_cleaner.py --data_dir data/episodes                 # from the shipped world model
     python train_frame_cleaner.py --data_dir data/episodes --resume        # continue after an interruption
 
-Starts from the world model's decoder weights. Each batch holds real frames damaged the way the
-model's errors look and the world model's own one-step frames, each with the real frame as target.
-Writes checkpoints/frame_cleaner/{best,latest}.pt, metrics.csv and metrics.png; copy best.pt to
-frame_cleaner.pt beside the world model and the neural game applies it after every step."""
+Starts from the world model's decoder features, giving back the frame it is shown. Each batch holds
+real frames damaged the way the model's errors look and the world model's own one-step frames, each
+with the real frame as target. Writes {best,latest}.pt, metrics.csv and metrics.png to --output_dir;
+exported as frame_cleaner.pt beside the world model, the neural game applies it after every step."""
 from __future__ import annotations
 
 import math
@@ -34,8 +34,8 @@ PLOT_KEYS = ["loss", "cleaned_exact", "drawn_exact", "damaged_repaired", "real_u
 class CleanerTrainConfig:
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz); each is split by game 80/10/10")
     world_model: str = arg(f"{DEFAULT_CHECKPOINT_DIR}/{WORLD_MODEL_FILES[0]}", "the world model whose frames are cleaned")
-    checkpoint_dir: str = arg("checkpoints/frame_cleaner", "where checkpoints and metrics go")
-    iterations: int = arg(6000, "training steps")
+    output_dir: str = arg("checkpoints/frame_cleaner", "where checkpoints and metrics go", output="dir")
+    num_steps: int = arg(6000, "training steps")
     batch_size: int = arg(16, "windows per step")
     learning_rate: float = arg(1e-4, "Adam learning rate after warm-up; decays to a tenth along a cosine")
     warmup_steps: int = arg(50, "steps of linear learning-rate warm-up")
@@ -50,18 +50,18 @@ class CleanerTrainConfig:
     seed: int = arg(0, "seed of the sampling and the damage")
     device: str = arg("auto", "auto, cpu, cuda or mps")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
-    resume: bool = arg(False, "continue from latest.pt in --checkpoint_dir")
+    resume: bool = arg(False, "continue from latest.pt in --output_dir")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
-        check_positive(self, "iterations", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
+        check_positive(self, "num_steps", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
                        "num_val_windows", "memory_mb")
         check_positive(self, "warmup_steps", "threads", "damage_share", allow_zero=True)
         if self.damage_share > 1:
             raise ValueError(f"--damage_share is a share of the batch, 0 to 1; got {self.damage_share}")
 
 
-PRESETS = {"tiny": dict(iterations=4, batch_size=2, warmup_steps=1, eval_every=2, save_every=2, log_every=1,
+PRESETS = {"tiny": dict(num_steps=4, batch_size=2, warmup_steps=1, eval_every=2, save_every=2, log_every=1,
                         num_val_windows=4)}
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out_dir = Path(cfg.checkpoint_dir)
+    out_dir = Path(cfg.output_dir)
     latest, best = out_dir / "latest.pt", out_dir / "best.pt"
     world = load_latent_action_model(checkpoint_folder(cfg.world_model), device)
     world.requires_grad_(False)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cleaner = cleaner_from_world_model(world).train()
     optimizer = torch.optim.Adam(cleaner.parameters(), lr=cfg.learning_rate)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.iterations))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.num_steps))
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     step, best_score = 0, -math.inf
     if resumed:
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         return metrics
 
     metrics: dict[str, float] = {}
-    bar = tqdm(total=cfg.iterations, initial=step, desc="frame cleaner")
-    while step < cfg.iterations:
+    bar = tqdm(total=cfg.num_steps, initial=step, desc="frame cleaner")
+    while step < cfg.num_steps:
         windows = pool.sample(cfg.batch_size)
         batch = cleaner_batch(world, windows.context, windows.future[:, 0], palette, cfg.damage_share, rng)
         loss, train_metrics = train_step(cleaner, optimizer, batch)
@@ -126,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         if step % cfg.log_every == 0:
             log.log(step, {**train_metrics, "lr": scheduler.get_last_lr()[0]})
             bar.set_postfix(loss=f"{loss:.4f}", exact=f"{metrics.get('cleaned_exact', math.nan):.3f}")
-        if step % cfg.eval_every == 0 or step == cfg.iterations:
+        if step % cfg.eval_every == 0 or step == cfg.num_steps:
             metrics = validate()
-        if step % cfg.save_every == 0 or step == cfg.iterations:
+        if step % cfg.save_every == 0 or step == cfg.num_steps:
             save(latest, metrics)
     bar.close()
     if not metrics:

@@ -23,10 +23,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from models import breakout_objects as objects
 from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state, save_checkpoint
 from models.cli import arg, check_positive, parse_config, run_main
-from models.episodes import list_episode_files
+from models.episodes import list_episode_files, recorded_game
 from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
                                   split_folders)
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
@@ -45,12 +44,13 @@ PLOT_KEYS = ["loss", "recon_loss", "val_loss", "psnr", "copy_psnr", "pixel_exact
 class TrainConfig:
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz episode files); each folder is "
                               "split by game on its own, so adding one keeps the others' held-out games out")
-    checkpoint_dir: str = arg("checkpoints/latent_action", "where checkpoints, metrics and samples go")
+    checkpoint_dir: str = arg("checkpoints/latent_action", "where checkpoints, metrics and samples go",
+                              aliases=("output_dir",), output="dir")
     model: str = arg("default", f"model shape: {', '.join(MODEL_PRESETS)}")
     context_frames: int | None = arg(None, "frames of context (default: the model shape's)")
     num_codes: int | None = arg(None, "codebook size (default: the model shape's)")
     latent_grid: list[int] | None = arg(None, "rows and columns of latent codes (default: the model shape's)")
-    iterations: int = arg(16000, "training steps")
+    iterations: int = arg(16000, "training steps", aliases=("num_steps",))
     batch_size: int = arg(8, "windows per step and process")
     learning_rate: float = arg(2e-3, "Adam learning rate after warm-up; decays to a tenth along a cosine")
     warmup_steps: int = arg(100, "steps of linear learning-rate warm-up")
@@ -59,9 +59,6 @@ class TrainConfig:
     save_every: int = arg(500, "steps between writes of latest.pt")
     log_every: int = arg(25, "steps between rows of training metrics")
     num_val_windows: int = arg(256, "validation windows, spread over the validation games")
-    event_weight: float = arg(1.0, "draw windows whose next frame shows the ball appear or vanish (a serve, a lost "
-                                   "ball, a step unseen among the bricks) or changes the lives digit this many times as "
-                                   "often as the others (1: every window alike)")
     memory_mb: float = arg(1024.0, "memory for training frames per process; more games rotate through it")
     split_seed: int = arg(0, "seed of the train/val/test split of the games (keep it fixed across stages)")
     seed: int = arg(0, "seed of the weights and the sampling")
@@ -81,7 +78,7 @@ class TrainConfig:
         if self.model not in MODEL_PRESETS:
             raise ValueError(f"--model must be one of {', '.join(MODEL_PRESETS)}, got {self.model!r}")
         check_positive(self, "iterations", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
-                       "num_val_windows", "memory_mb", "event_weight", "rollout_steps")
+                       "num_val_windows", "memory_mb", "rollout_steps")
         check_positive(self, "warmup_steps", "reset_every", "threads", allow_zero=True)
         check_train_batch(self.batch_size)
         if self.decoder_only and not (self.init_from or self.resume):
@@ -168,6 +165,9 @@ def main() -> None:
     latest, best = out_dir / "latest.pt", out_dir / "best.pt"
 
     split = split_folders([list_episode_files(d) for d in cfg.data_dir], seed=cfg.split_seed)
+    # Every game's metadata, read now: a corrupt file is named before any training, and the game is
+    # stored with the weights (the neural game refuses another)
+    game = recorded_game(split.train + split.val + split.test)
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     if resumed:
         model_cfg, initial = stored_model_config(cfg, resumed, latest), None
@@ -198,7 +198,6 @@ def main() -> None:
     indexer = PaletteIndexer(model_cfg.palette)
     shard = split.train[proc.rank::proc.world_size] if len(split.train) >= proc.world_size else split.train
     pool = FramePool(shard, indexer, model_cfg.context_frames, steps=cfg.rollout_steps, memory_mb=cfg.memory_mb, rng=rng,
-                     event_weight=cfg.event_weight, find_events=objects.ball_or_lives_changes,
                      load_workers=default_load_workers(proc.world_size))
     val = fixed_windows(split.val, indexer, model_cfg.context_frames, ROLLOUT_STEPS, cfg.num_val_windows,
                         seed=cfg.split_seed) if proc.is_main else None
@@ -209,14 +208,11 @@ def main() -> None:
               f"{len(split.val)} validation, {len(split.test)} test; {len(model_cfg.palette)} colours; "
               f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; {proc.world_size} process(es) "
               f"on {proc.device}")
-        if cfg.event_weight != 1.0:
-            print(f"{pool.event_share:.1%} of the windows in memory show the ball appear or vanish or the lives digit change; "
-                  f"they are drawn {cfg.event_weight:g} times as often")
 
     def save(path: Path, metrics: dict[str, float]) -> None:
         save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=step, metrics=metrics,
                         run_config=asdict(cfg), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        best_val_loss=best_val)
+                        best_val_loss=best_val, game=game)
 
     def validate() -> dict[str, float]:
         nonlocal best_val

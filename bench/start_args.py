@@ -1,5 +1,5 @@
-"""Command line shared by the benchmarks: the description --help shows, the flags of those that
-play from fresh emulator starts, and those of the ones that compare checkpoints on held-out games."""
+"""Command line shared by the benchmarks: the description --help shows, checked counts, and the flags
+of the ones that compare checkpoints on held-out games."""
 from __future__ import annotations
 
 import argparse
@@ -27,16 +27,6 @@ def parse_checked(parser: argparse.ArgumentParser, positive: tuple[str, ...],
         raise UserError(str(exc)) from exc
     torch.set_num_threads(args.threads)
     return args
-
-
-def parse_start_args(doc: str, starts: int, steps: int) -> argparse.Namespace:
-    """--checkpoint_dir, --starts, --steps and --threads (applied to torch), each count checked."""
-    parser = argparse.ArgumentParser(description=first_paragraph(doc))
-    parser.add_argument("--checkpoint_dir", default="checkpoints/pretrained")
-    parser.add_argument("--starts", type=int, default=starts, help="fresh emulator games (seeds 0, 1, ...)")
-    parser.add_argument("--steps", type=int, default=steps, help="steps played from each start")
-    parser.add_argument("--threads", type=int, default=1)
-    return parse_checked(parser, ("starts", "steps", "threads"))
 
 
 def held_out_parser(doc: str) -> argparse.ArgumentParser:

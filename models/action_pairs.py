@@ -1,6 +1,6 @@
 """Stage 4's data: (real action, latent code) pairs, collected by running the latent action encoder over
-games whose actions are known, with the frames around each pair; pairs on frames the world model drew
-itself, and targets it draws right; statistics and plots of which codes each action meets.
+games whose actions are known, with the frames around each pair; statistics and plots of which codes
+each action meets.
 
 On disk, pairs are ``action_latent_pairs.json`` as in the original, a list of
 ``{"action": int, "latent_code": [int, ...]}``, one per transition, and beside it
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ from models.cli import UserError
 from models.figures import pyplot, save_figure
 from models.files import atomic_write, read_json
 from models.frame_dataset import IndexedGame, window_frame_indices
-from models.latent_action import rollout
 
 NOOP = 0            # action 0 is NOOP in every ALE action set: the action "before" a game's first step
 CONTEXT_SUFFIX = "_context.npz"
@@ -46,10 +45,6 @@ class PairSet:
     next_index: np.ndarray     # (N,) int64 frame number of each pair's next frame
     game_index: np.ndarray     # (N,) int64 which game each pair comes from
     metadata: dict[str, Any] = field(default_factory=dict)  # num_codes, context_frames, game, action_meanings...
-    history: np.ndarray | None = None  # (N, M) int64 the M actions before each pair, oldest first, where they
-                                       # cannot be read off the pairs before it (drawn pairs); never on disk
-    earlier_frames: np.ndarray | None = None  # (N, E) int64 frame numbers of the E frames before each pair's context,
-                                              # oldest first, kept the same way and for the same pairs
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -69,24 +64,16 @@ class PairSet:
     def action_history(self, length: int) -> np.ndarray:
         """(N, length) int64: the ``length`` actions before each pair's, oldest first (NOOP before
         what is known)."""
-        if self.history is None:
-            return action_history(self.actions, self.game_index, length)
-        known = self.history[:, max(0, self.history.shape[1] - length):]
-        return np.concatenate([np.full((len(self), length - known.shape[1]), NOOP, np.int64), known], axis=1)
+        return action_history(self.actions, self.game_index, length)
 
     def state_index(self, length: int) -> np.ndarray:
         """(N, length) int64 frame numbers of the ``length`` frames up to each pair's last context
-        frame, oldest first. Beyond its own context come its ``earlier_frames`` where it has them, else
-        the oldest context frames of the pairs before it in its game; before the first frame known, that
-        frame again (a standing start)."""
+        frame, oldest first. Beyond its own context come the oldest context frames of the pairs before
+        it in its game; before the first frame known, that frame again (a standing start)."""
         c = self.context_index.shape[1]
         if length <= c:
             return self.context_index[:, c - length:]
         extra = length - c
-        if self.earlier_frames is not None:
-            known = self.earlier_frames[:, self.earlier_frames.shape[1] - min(extra, self.earlier_frames.shape[1]):]
-            oldest = known[:, :1] if known.shape[1] else self.context_index[:, :1]
-            return np.concatenate([np.repeat(oldest, extra - known.shape[1], axis=1), known, self.context_index], axis=1)
         columns = [self.context_index[:, 0]]          # columns[k]: the frame k steps before the context
         for back in range(1, extra + 1):
             column = columns[-1].copy()
@@ -199,18 +186,12 @@ def concat_pairs(sets: Sequence[PairSet], names: Sequence[str] | None = None) ->
     frame_offsets = np.cumsum([0] + [p.frames.shape[0] for p in sets[:-1]])
     game_offsets = np.cumsum([0] + [int(p.game_index.max()) + 1 for p in sets[:-1]])
     sources = [s for p in sets for s in p.metadata.get("sources", [])]
-    known = [p.history.shape[1] for p in sets if p.history is not None]
-    history = np.concatenate([p.action_history(max(known)) for p in sets]) if known else None
-    c = first.context_index.shape[1]
-    before = max((p.earlier_frames.shape[1] for p in sets if p.earlier_frames is not None), default=0)
-    earlier = np.concatenate([p.state_index(c + before)[:, :before] + o for p, o in zip(sets, frame_offsets)]) \
-        if before else None
     return PairSet(actions=np.concatenate([p.actions for p in sets]), codes=np.concatenate([p.codes for p in sets]),
                    frames=np.concatenate([p.frames for p in sets]), palette=first.palette,
                    context_index=np.concatenate([p.context_index + o for p, o in zip(sets, frame_offsets)]),
                    next_index=np.concatenate([p.next_index + o for p, o in zip(sets, frame_offsets)]),
                    game_index=np.concatenate([p.game_index + o for p, o in zip(sets, game_offsets)]),
-                   metadata=dict(first.metadata, sources=sources), history=history, earlier_frames=earlier)
+                   metadata=dict(first.metadata, sources=sources))
 
 
 # ============================================================================ collecting pairs
@@ -272,128 +253,6 @@ class PairCollector:
                 "sources": self.sources, **metadata}
         return PairSet(frames=np.concatenate(self.frames), palette=np.asarray(cfg.palette, np.uint8),
                        metadata=meta, **cat)
-
-
-# ============================================================================ targets the world model draws right
-
-def flags_per_frame(pairs: PairSet, flag: Callable[[np.ndarray], np.ndarray], overlap: int = 0,
-                    chunk: int = 2048) -> np.ndarray:
-    """(F,) bool: ``flag`` (RGB frames (T, H, W, 3) -> (T,)) over every stored frame of ``pairs``, a
-    chunk at a time; the ``overlap`` frames before each chunk go in with it, for flags that compare a
-    frame with the ones before."""
-    flags = np.zeros(pairs.frames.shape[0], dtype=bool)
-    for start in range(0, flags.size, chunk):
-        lo = max(start - overlap, 0)
-        flags[start:start + chunk] = np.asarray(flag(pairs.palette[pairs.frames[lo:start + chunk]]))[start - lo:]
-    return flags
-
-
-def event_pairs(pairs: PairSet, find_events: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Indices of the pairs whose next frame is an event: ``find_events`` takes RGB frames (T, H, W, 3)
-    in order and flags (T,) those that change in a way the game rarely shows against the frame before
-    (for Breakout, the ball appearing or vanishing, or the lives digit changing)."""
-    events = flags_per_frame(pairs, find_events, overlap=1)
-    return np.flatnonzero(events[pairs.next_index])   # a game's first frame is no pair's next frame
-
-
-@torch.no_grad()
-def decoded_frames(world_model: Any, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) palette indices the world model draws from ``context`` (B, C, H, W) and ``codes`` (B, L)."""
-    device = world_model.device
-    return world_model.predict_next(context.to(device), codes.to(device)).cpu()
-
-
-def shows_event(find_events: Callable[[np.ndarray], np.ndarray], palette: np.ndarray, last: torch.Tensor,
-                following: torch.Tensor) -> np.ndarray:
-    """(B,) whether each step from ``last`` to ``following`` (B, H, W palette indices) is an event."""
-    return np.array([bool(find_events(palette[np.stack([a, b])])[1]) for a, b in zip(last.numpy(), following.numpy())])
-
-
-@torch.no_grad()
-def decoded_targets(world_model: Any, pairs: PairSet, idx: np.ndarray, find_events: Callable[[np.ndarray], np.ndarray],
-                    batch_size: int = 16, progress: Any = None) -> tuple[np.ndarray, int]:
-    """Codes for the event pairs ``idx`` (``event_pairs``) that the world model draws right: where the
-    frame decoded from the encoder's code, from the pair's real context, shows no event
-    (``find_events``), every code is decoded and the one whose frame has the fewest pixels unlike the
-    real next frame replaces it, if it has fewer. Returns all pairs' codes and how many changed.
-
-    The encoder names a step by what it sees in the next frame, but one code often covers steps with
-    and without a rare event (a paddle slowing down, with a serve or without); decoded, such a code
-    draws whichever the world model finds more likely, so the map would learn a code that, pressed,
-    does not draw what the real game did. One latent per step only: every code is tried."""
-    if world_model.config.num_latents != 1:
-        raise UserError(f"targets the world model draws right need one latent per step; this world model has "
-                        f"{world_model.config.num_latents}")
-    codes = pairs.codes.copy()
-    changed = 0
-    all_codes = torch.arange(world_model.config.num_codes)[:, None]                   # (K, 1)
-    for start in range(0, idx.shape[0], batch_size):
-        b = idx[start:start + batch_size]
-        context = torch.from_numpy(pairs.frames[pairs.context_index[b]])              # (b, C, H, W)
-        truth = torch.from_numpy(pairs.frames[pairs.next_index[b]]).long()            # (b, H, W)
-        drawn = decoded_frames(world_model, context, torch.from_numpy(codes[b]))
-        last = context[:, -1].long()
-        missed = ~shows_event(find_events, pairs.palette, last, drawn)
-        for i in np.flatnonzero(missed).tolist():
-            k = all_codes.shape[0]
-            wrong = (decoded_frames(world_model, context[i:i + 1].expand(k, -1, -1, -1), all_codes)
-                     != truth[i]).flatten(1).sum(1)                                   # (K,)
-            best = int(wrong.argmin())
-            if wrong[best] < int((drawn[i] != truth[i]).sum()):
-                codes[b[i]] = best
-                changed += 1
-        if progress is not None:
-            progress.update(len(b))
-    return codes, changed
-
-
-# ============================================================================ pairs on frames the world model drew
-
-def rollout_starts(pairs: PairSet, candidates: np.ndarray, steps: int, count: int, seed: int) -> np.ndarray:
-    """Up to ``count`` of the pairs ``candidates``, drawn with ``seed`` and in order, each followed by at
-    least ``steps`` more pairs of its game."""
-    fits = candidates[candidates + steps < len(pairs)]
-    fits = fits[pairs.game_index[fits + steps] == pairs.game_index[fits]]
-    return np.sort(np.random.default_rng(seed).choice(fits, min(count, fits.size), replace=False))
-
-
-@torch.no_grad()
-def drawn_pairs(world_model: Any, pairs: PairSet, starts: np.ndarray, steps: int, history_length: int,
-                state_frames: int = 0, batch_size: int = 64, progress: Any = None) -> PairSet:
-    """Pairs whose context the world model drew, as it does in play: from each start's real context it
-    draws ``steps`` + 1 frames, each from the frames before it (soon all its own) and the real step's
-    code. The ``steps`` pairs after the start keep their real action, code and earlier actions, with
-    the drawn context; their next frame is the drawn one. Each start is one game of the result. A map
-    that sees ``state_frames`` frames, more than the context, also gets the real frames before the
-    start (``earlier_frames``), as the game keeps them for it in play.
-
-    In play the map never sees a real frame after the first: it sees the world model's, with whatever
-    the model got slightly wrong. These pairs let it learn from such frames. Starts: ``rollout_starts``
-    with the same ``steps``."""
-    c = pairs.context_index.shape[1]
-    real = max(c, state_frames)                                  # real frames up to each start's last context frame
-    seg = real + steps + 1                                       # frames per start: real ones, then drawn
-    frames = np.zeros((starts.size, seg, *pairs.frames.shape[1:]), np.uint8)
-    frames[:, :real] = pairs.frames[pairs.state_index(real)[starts]]
-    device = world_model.device
-    for lo in range(0, starts.size, batch_size):
-        b = starts[lo:lo + batch_size]
-        context = torch.from_numpy(frames[lo:lo + b.size, real - c:real]).to(device)
-        codes = torch.from_numpy(pairs.codes[b[:, None] + np.arange(steps + 1)]).to(device)   # (b, steps + 1, L)
-        frames[lo:lo + b.size, real:] = rollout(world_model, context, codes).cpu().numpy()
-        if progress is not None:
-            progress.update(b.size)
-    taken = (starts[:, None] + np.arange(1, steps + 1)).reshape(-1)          # the real pairs, start by start
-    base = np.repeat(np.arange(starts.size) * seg, steps)
-    t = np.tile(np.arange(1, steps + 1), starts.size)
-    sources = pairs.metadata.get("sources", [])
-    names = [f"drawn from {sources[g] if g < len(sources) else f'game {g}'} after pair {i}"
-             for g, i in zip(pairs.game_index[starts].tolist(), starts.tolist())]
-    return PairSet(actions=pairs.actions[taken], codes=pairs.codes[taken], frames=frames.reshape(-1, *frames.shape[2:]),
-                   palette=pairs.palette, context_index=(base + real - c + t)[:, None] + np.arange(c),
-                   next_index=base + real + t, game_index=np.repeat(np.arange(starts.size), steps),
-                   metadata=dict(pairs.metadata, sources=names), history=pairs.action_history(history_length)[taken],
-                   earlier_frames=(base + t)[:, None] + np.arange(real - c) if real > c else None)
 
 
 # ============================================================================ pair statistics

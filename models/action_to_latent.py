@@ -18,9 +18,7 @@ trained from a pair's action, and optionally the frames before it, to its codes:
   (``state_frames`` > ``context_frames``; the environment keeps them): Breakout takes a life off the
   display about 9 steps after the ball was last seen, over frames that all look alike, and the world
   model has one code for that step, whatever the action; only a map that still sees the ball fall
-  can time it. ``ball_clock`` tells the map that count outright: how many of the latest frames in a
-  row show no ball, read from the frames by ``models.breakout_objects`` (FIRE also does nothing for
-  about 7 steps after the ball fell out of sight), without the net having to find it in many frames.
+  can time it.
 
 Labelled pairs are scarce where unlabelled video is not: the encoder gives a code for every step of
 any recording, actions or not. Most of what decides a code is the state (the action alone tells about
@@ -43,7 +41,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import breakout_objects as objects
 from models.action_pairs import MAX_CONFUSION_PANELS, NOOP, PairSet, code_counts, code_heatmap
 from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state
 from models.cli import UserError
@@ -55,6 +52,7 @@ VARIANTS = ("action", "action_state")
 
 
 MAX_STATE_FRAMES = 32   # a map looks at most this many frames back (the game keeps them for it)
+RETIRED_FIELDS = {"recent_frames": 0, "ball_clock": 0}   # config fields of removed experiments, and their "off"
 
 
 # ============================================================================ the map
@@ -68,8 +66,6 @@ class ActionToLatentConfig:
     num_codes: int = 16              # the world model's codebook size
     context_frames: int = 4          # frames of context the world model takes (and sample_codes is given)
     state_frames: int = 4            # the last frames the state net looks at (more than context_frames: the env keeps them)
-    recent_frames: int = 0           # 0: one conv stack reads every state frame; n: the last n get a stack of their own
-    ball_clock: int = 0              # 0: off; n: the head also reads how many of the last n frames in a row show no ball
     action_history: int = 8          # earlier actions the state net also sees (see the module doc)
     marginal: bool = False           # action_state: an extra output for an unknown action, learnt from unlabelled pairs
     height: int = 210
@@ -89,16 +85,6 @@ class ActionToLatentConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.state_frames > MAX_STATE_FRAMES:
             raise ValueError(f"state_frames must be at most {MAX_STATE_FRAMES}, got {self.state_frames}")
-        if self.recent_frames < 0 or (self.recent_frames and self.recent_frames >= self.state_frames):
-            raise ValueError(f"recent_frames must be 0 or fewer than state_frames ({self.state_frames}), "
-                             f"got {self.recent_frames}")
-        if not 0 <= self.ball_clock <= MAX_STATE_FRAMES:
-            raise ValueError(f"ball_clock must lie in [0, {MAX_STATE_FRAMES}], got {self.ball_clock}")
-        if self.ball_clock and self.variant != "action_state":
-            raise ValueError("ball_clock needs the action_state variant (the action alone sees no frames)")
-        if self.ball_clock and (self.height, self.width) != objects.FRAME_SIZE:
-            raise ValueError(f"ball_clock reads Breakout's {objects.FRAME_SIZE[0]}x{objects.FRAME_SIZE[1]} frames, "
-                             f"not {self.height}x{self.width}")
         if self.action_history < 0:
             raise ValueError(f"action_history must be zero or more, got {self.action_history}")
         if len(self.state_pool) != 2 or min(self.state_pool) < 1:
@@ -107,11 +93,6 @@ class ActionToLatentConfig:
             raise ValueError("state_channels needs at least one layer")
         if self.marginal and self.variant != "action_state":
             raise ValueError("marginal needs the action_state variant (the action alone has no state to learn)")
-
-    @property
-    def frames_seen(self) -> int:
-        """How many of the latest frames the map reads: its state frames, or further back for the ball clock."""
-        return max(self.state_frames, self.ball_clock)
 
     @property
     def state_size(self) -> tuple[int, int]:
@@ -128,23 +109,6 @@ def pool_frames(rgb: torch.Tensor, pool: Sequence[int]) -> torch.Tensor:
     x = rgb.reshape(-1, *rgb.shape[-3:]).permute(0, 3, 1, 2).float()     # (N, 3, H, W)
     x = F.avg_pool2d(x, kernel_size=tuple(pool), stride=tuple(pool))       # (N, 3, h, w)
     return x.round().to(torch.uint8).reshape(*lead, *x.shape[1:])
-
-
-def ball_clock(present: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """(B, n) bool, whether each of the last n frames (oldest first) shows the ball -> (B,) int64: how
-    many of the newest frames in a row show none (n where none does)."""
-    present = torch.as_tensor(present, dtype=torch.bool)
-    n = present.shape[1]
-    seen_at = torch.where(present, torch.arange(n), torch.full_like(present, -1, dtype=torch.long))
-    return (n - 1 - seen_at.max(dim=1).values).long()
-
-
-def frames_ball_clock(rgb: torch.Tensor, length: int) -> torch.Tensor:
-    """RGB frames uint8 (B, n, H, W, 3), oldest first -> ``ball_clock`` of their last ``length`` (B,);
-    with fewer frames the oldest stands in for the missing ones, as for the state."""
-    frames = oldest_repeated(rgb, length).cpu().numpy()
-    present = objects.ball_present(frames.reshape(-1, *frames.shape[2:])).reshape(frames.shape[:2])
-    return ball_clock(present)
 
 
 def conv_stack(channels_in: int, widths: Sequence[int]) -> nn.Sequential:
@@ -164,36 +128,21 @@ class StateNet(nn.Module):
     def __init__(self, cfg: ActionToLatentConfig):
         super().__init__()
         self.cfg = cfg
-        recent = cfg.recent_frames or cfg.state_frames
-        self.convs = conv_stack(3 * recent, cfg.state_channels)
-        # With recent_frames, the older frames get their own stack, so what the last frames show (the
-        # paddle's latest moves) does not have to share the first layer with what only the older ones
-        # show (how long ago the ball fell out of sight).
-        self.older_convs = conv_stack(3 * (cfg.state_frames - recent), cfg.state_channels) if cfg.recent_frames else None
+        self.convs = conv_stack(3 * cfg.state_frames, cfg.state_channels)
         h, w = cfg.state_size
         for _ in cfg.state_channels:
             h, w = (h + 1) // 2, (w + 1) // 2
         self.tokens = cfg.num_actions + int(cfg.marginal)   # the actions, and the unknown one
-        stacks = 2 if cfg.recent_frames else 1
-        clock = cfg.ball_clock + 1 if cfg.ball_clock else 0       # one-hot, 0 to ball_clock frames without a ball
-        inputs = stacks * cfg.state_channels[-1] * h * w + cfg.action_history * self.tokens + clock
+        inputs = cfg.state_channels[-1] * h * w + cfg.action_history * self.tokens
         self.head = nn.Sequential(nn.Linear(inputs, cfg.hidden), nn.ReLU(inplace=True),
                                   nn.Linear(cfg.hidden, self.tokens * cfg.num_latents * cfg.num_codes))
 
-    def forward(self, pooled: torch.Tensor, history: torch.Tensor | None = None,
-                clock: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.cfg
         x = pooled.float() / 255.0                                   # (B, S, 3, h, w)
-        older = x.shape[1] - (cfg.recent_frames or x.shape[1])
-        features = self.convs(x[:, older:].flatten(1, 2)).flatten(1)  # (B, F)
-        if self.older_convs is not None:
-            features = torch.cat([self.older_convs(x[:, :older].flatten(1, 2)).flatten(1), features], dim=1)
+        features = self.convs(x.flatten(1, 2)).flatten(1)            # (B, F)
         if cfg.action_history and (history is None or history.shape[1:] != (cfg.action_history,)):
             raise ValueError(f"this map needs the {cfg.action_history} earlier actions, (B, {cfg.action_history})")
-        if cfg.ball_clock:
-            if clock is None or clock.shape != (x.shape[0],):
-                raise ValueError(f"this map needs the ball clock, (B,) steps without a ball over the last {cfg.ball_clock}")
-            features = torch.cat([features, F.one_hot(clock.clamp(0, cfg.ball_clock), cfg.ball_clock + 1).float()], dim=1)
         out = self._head(features, history)
         if cfg.marginal:
             # The unknown action's logits are the state's alone (earlier actions unknown too), as the
@@ -229,16 +178,14 @@ class ActionToLatent(nn.Module):
         return next(self.parameters()).device
 
     def forward(self, actions: torch.Tensor, pooled: torch.Tensor | None = None,
-                history: torch.Tensor | None = None, clock: torch.Tensor | None = None) -> torch.Tensor:
-        """actions (B,) int64; for action_state, the pooled state (B, S, 3, h, w) uint8, the earlier
-        actions (B, action_history) int64, oldest first, and with ``ball_clock`` its count (B,) int64
-        (``frames_ball_clock``) -> logits (B, L, K). With ``marginal``, the action ``num_actions``
-        stands for an unknown one (``unknown_action``)."""
-        return self.logits_and_offsets(actions, pooled, history, clock)[0]
+                history: torch.Tensor | None = None) -> torch.Tensor:
+        """actions (B,) int64; for action_state, the pooled state (B, S, 3, h, w) uint8 and the earlier
+        actions (B, action_history) int64, oldest first -> logits (B, L, K). With ``marginal``, the
+        action ``num_actions`` stands for an unknown one (``unknown_action``)."""
+        return self.logits_and_offsets(actions, pooled, history)[0]
 
     def logits_and_offsets(self, actions: torch.Tensor, pooled: torch.Tensor | None = None,
-                           history: torch.Tensor | None = None,
-                           clock: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                           history: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The logits of ``forward`` and, for a marginal map, how far they lie from the unknown
         action's (B, L, K); None for any other map."""
         cfg = self.config
@@ -247,7 +194,7 @@ class ActionToLatent(nn.Module):
             return self.table(one_hot).view(-1, cfg.num_latents, cfg.num_codes), None
         if pooled is None:
             raise ValueError("the action_state map needs the context frames")
-        every = self.state_net(pooled, history, clock)                            # (B, A, L, K)
+        every = self.state_net(pooled, history)                                   # (B, A, L, K)
         logits = every[torch.arange(actions.shape[0], device=every.device), actions]  # (B, L, K)
         return logits, (logits - every[:, cfg.num_actions] if cfg.marginal else None)
 
@@ -297,21 +244,19 @@ class ActionToLatent(nn.Module):
         ``history_length`` are used, and missing ones (or None) count as NOOP, a standing start.
         Temperature 0 takes the most likely code; above 0, samples softmax(logits / T)."""
         actions = self._check_actions(actions, "actions")
-        pooled = clock = None
+        pooled = None
         if self.config.variant == "action_state":
             if context is None:
                 raise ValueError("the action_state map needs the context frames")
             pooled = self.state_from_context(context.to(self.device))
-            if self.config.ball_clock:
-                clock = frames_ball_clock(context, self.config.ball_clock).to(self.device)
-        logits = self(actions, pooled, self._recent(history, actions.shape[0]), clock)   # (B, L, K)
+        logits = self(actions, pooled, self._recent(history, actions.shape[0]))   # (B, L, K)
         return sample_from_logits(logits, temperature, generator)
 
 
 def frames_kept(mapper: Any, context_frames: int) -> int:
     """How many of the latest frames a game keeps for a world model of ``context_frames`` and this
     map, which may look further back."""
-    return max(context_frames, getattr(getattr(mapper, "config", None), "frames_seen", 0))
+    return max(context_frames, getattr(getattr(mapper, "config", None), "state_frames", 0))
 
 
 def oldest_repeated(frames: torch.Tensor, length: int) -> torch.Tensor:
@@ -362,7 +307,7 @@ def load_action_mapper(path: str | os.PathLike, device: str | torch.device = "cp
     the world model's ``latent_config``) a map for another latent shape, raises CheckpointError."""
     payload = load_checkpoint(path, stage=STAGE, map_location="cpu")
     try:
-        cfg = config_from_checkpoint(payload, ActionToLatentConfig, path)
+        cfg = config_from_checkpoint(payload, ActionToLatentConfig, path, retired=RETIRED_FIELDS)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} has an invalid action map config: {exc}") from exc
     if latent_config is not None:
@@ -387,20 +332,12 @@ class PairTensors:
         self.codes = torch.from_numpy(np.concatenate([p.codes for p in sets]))                        # (N, L)
         self.state_index = torch.from_numpy(np.concatenate([p.state_index(cfg.state_frames) + o
                                                             for p, o in zip(sets, offsets)]))        # (N, S)
-        self.pooled = self.clock = None
+        self.pooled = None
         if cfg.variant == "action_state":
             palette = torch.from_numpy(sets[0].palette)
             chunks = (palette[torch.from_numpy(p.frames[i:i + chunk]).long()]
                       for p in sets for i in range(0, p.frames.shape[0], chunk))                    # RGB, made one at a time
-            pooled, present = [], []
-            for rgb in chunks:
-                pooled.append(pool_frames(rgb, cfg.state_pool))
-                if cfg.ball_clock:
-                    present.append(torch.from_numpy(objects.ball_present(rgb.numpy())))
-            self.pooled = torch.cat(pooled)                                                         # (F, 3, h, w) uint8
-            if cfg.ball_clock:
-                clock_index = np.concatenate([p.state_index(cfg.ball_clock) + o for p, o in zip(sets, offsets)])
-                self.clock = ball_clock(torch.cat(present)[torch.from_numpy(clock_index)])           # (N,)
+            self.pooled = torch.cat([pool_frames(rgb, cfg.state_pool) for rgb in chunks])           # (F, 3, h, w) uint8
 
     def batch(self, idx: torch.Tensor, device: torch.device | str = "cpu",
               unknown_action: int | None = None) -> tuple[MapperInputs, torch.Tensor]:
@@ -410,8 +347,7 @@ class PairTensors:
         actions, history = self.actions[idx], self.history[idx]
         if unknown_action is not None:
             actions, history = torch.full_like(actions, unknown_action), torch.full_like(history, unknown_action)
-        clock = None if self.clock is None else self.clock[idx].to(device)
-        return MapperInputs(actions.to(device), pooled, history.to(device), clock), self.codes[idx].to(device)
+        return MapperInputs(actions.to(device), pooled, history.to(device)), self.codes[idx].to(device)
 
 
 class MapperInputs(NamedTuple):
@@ -419,7 +355,6 @@ class MapperInputs(NamedTuple):
     actions: torch.Tensor               # (B,) int64
     pooled: torch.Tensor | None         # (B, S, 3, h, w) uint8, action_state only
     history: torch.Tensor               # (B, action_history) int64, the actions before, oldest first
-    clock: torch.Tensor | None = None   # (B,) int64, frames in a row without a ball, maps with ball_clock only
 
 
 @dataclass

@@ -12,7 +12,6 @@ FIELD_X = (8, 152)            # columns inside the side walls
 PADDLE_ROWS = (189, 193)      # the paddle is 4 rows tall
 BALL_ROWS = (32, 189)         # between the score area and the paddle
 BRICK_ROWS = (57, 93)         # six rows of bricks, each 6 pixels tall
-LIVES_BOX = (5, 15, 96, 116)  # rows and columns of the lives digit at the top (score left of it)
 LOST_ROW = 180.0              # a ball last seen at or below this row fell past the paddle
 BRICK_PIXELS = 6 * 8
 BRICK_SIZE = (6, 8)           # rows, columns of one brick
@@ -20,7 +19,6 @@ NUM_BRICKS = 6 * 18
 BRICK_POINTS = (7, 7, 4, 4, 1, 1)   # points of a brick in each of the six rows, top first
 PADDLE_WIDTHS = (16, 12)      # the paddle's widths: 12 px after the ball has reached the top wall (measured)
 BALL_WIDTH = 2
-FRAME_SIZE = (210, 160)         # rows, columns of a full frame
 
 
 def _red_mask(frames: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
@@ -141,56 +139,3 @@ def bricks_remaining(frames: np.ndarray) -> np.ndarray:
     count = np.rint(band.sum(axis=(1, 2)) / BRICK_PIXELS).astype(np.int64)
     count = np.minimum(count, NUM_BRICKS)
     return count[0] if single else count
-
-
-def ball_or_lives_changes(frames: np.ndarray) -> np.ndarray:
-    """(T,) for frames (T, H, W, 3): True where the ball appears or vanishes (it shows one and the
-    frame before does not, or the other way round: a serve, a lost ball, or a ball unseen for a step
-    among the bricks) or the lives digit changes; frame 0 is False.
-    These are the rare steps that the training of the world model can draw more often."""
-    frames = np.asarray(frames)
-    present = ball_present(frames)
-    changed = (present[1:] != present[:-1]) | lives_digit_changed(frames)
-    return np.concatenate([[False], changed])
-
-
-def lives_digit_changed(frames: np.ndarray) -> np.ndarray:
-    """(..., T - 1) for frames (..., T, H, W, 3): True where the lives digit differs from the frame before."""
-    top, bottom, left, right = LIVES_BOX
-    digit = np.asarray(frames)[..., top:bottom, left:right, :]
-    return (digit[..., 1:, :, :, :] != digit[..., :-1, :, :, :]).any(axis=(-3, -2, -1))
-
-
-# ------------------------------------------------------------------ what a step does, where a frame differs
-
-STEP_KINDS = ("serve", "ball lost", "life taken off", "ball-less wait", "ball in play")
-ROW_REGIONS = {  # name: the frame's rows in it
-    "score and lives": np.r_[0:BALL_ROWS[0]],
-    "open field": np.r_[BALL_ROWS[0]:BRICK_ROWS[0], BRICK_ROWS[1]:BALL_ROWS[1]],
-    "bricks": np.r_[BRICK_ROWS[0]:BRICK_ROWS[1]],
-    "paddle rows": np.r_[PADDLE_ROWS[0]:PADDLE_ROWS[1]],
-    "below the paddle": np.r_[PADDLE_ROWS[1]:FRAME_SIZE[0]],
-}
-
-
-def step_kinds(frames: np.ndarray, context_frames: int) -> np.ndarray:
-    """(T + 1 - C,) the kind (index into STEP_KINDS) of every step that predicts frame t >= C of a game."""
-    row = ball_position(frames)[:, 0]   # NaN where no ball
-    on, low = ~np.isnan(row), row >= LOST_ROW
-    lives = np.r_[False, lives_digit_changed(frames)]
-    kinds = []
-    for t in range(context_frames, frames.shape[0]):
-        ball_in_context = on[t - context_frames:t].any()
-        if lives[t]:
-            kinds.append(2)
-        elif not ball_in_context:
-            kinds.append(0 if on[t] else 3)
-        else:
-            kinds.append(1 if low[t - 1] and not on[t] else 4)
-    return np.array(kinds)
-
-
-def wrong_regions(real: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(B, len(ROW_REGIONS)) bool: which bands of rows hold a pixel the prediction gets wrong."""
-    wrong_rows = (predicted != real).any(axis=(2, 3))   # (B, H)
-    return np.stack([wrong_rows[:, rows].any(axis=1) for rows in ROW_REGIONS.values()], axis=1)

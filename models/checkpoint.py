@@ -15,6 +15,7 @@ from models.cli import UserError
 from models.files import atomic_write
 
 FORMAT_VERSION = 1
+RETIRED_AT = "7751789"   # the last commit with the unshipped experiments' code (docs/results_log.md has their figures)
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "pretrained"  # the shipped weights
 
 
@@ -45,7 +46,7 @@ def save_checkpoint(path: str | os.PathLike, *, stage: str, model: torch.nn.Modu
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-INFERENCE_KEYS = ("format_version", "stage", "model", "config", "step", "metrics", "run_config")
+INFERENCE_KEYS = ("format_version", "stage", "model", "config", "step", "metrics", "run_config", "game")
 
 
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -72,13 +73,27 @@ def load_checkpoint(path: str | os.PathLike, stage: str | None = None, map_locat
     return payload
 
 
-def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "checkpoint") -> Any:
-    """Rebuild a config dataclass from a checkpoint, refusing fields the class does not know."""
+def checkpoint_game(path: str | os.PathLike) -> str | None:
+    """The game a checkpoint was trained on, where it records one (``game``)."""
+    return load_checkpoint(path).get("game")
+
+
+def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "checkpoint",
+                           retired: dict[str, Any] | None = None) -> Any:
+    """Rebuild a config dataclass from a checkpoint, refusing fields the class does not know.
+
+    ``retired`` names fields of removed experiments with the value that meant "off": a checkpoint
+    that stores them off still loads; one trained with them on is refused in one sentence."""
+    config = dict(payload["config"])
+    for name, off in (retired or {}).items():
+        if name in config and config.pop(name) != off:
+            raise CheckpointError(f"checkpoint {path} was trained with {name}, an experiment this version no longer "
+                                  f"has (it was removed after commit {RETIRED_AT})")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(payload["config"]) - names
+    unknown = set(config) - names
     if unknown:
         raise CheckpointError(f"checkpoint {path} has config fields {sorted(unknown)} unknown to {cls.__name__}")
-    return cls(**payload["config"])
+    return cls(**config)
 
 
 def load_state(module: torch.nn.Module, state: dict, path: str | os.PathLike = "checkpoint") -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
+from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
 T = TypeVar("T")
@@ -16,11 +18,16 @@ class UserError(Exception):
     """A problem with the user's input (flags, files, checkpoints) that deserves one sentence."""
 
 
-def arg(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with a default and a one-line help text shown by --help."""
+def arg(default: Any, help: str, aliases: tuple[str, ...] = (), output: Literal["dir", "file"] | None = None,
+        **kwargs: Any) -> Any:
+    """A dataclass field with a default and a one-line help text shown by --help; ``aliases`` are other
+    flag names that set it (the original project's, or another stage's name for the same thing).
+    ``output`` marks a folder or file the script writes: ``parse_config`` checks that it can be
+    written before any work starts."""
+    metadata = {"help": help, "aliases": tuple(aliases), "output": output}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -45,15 +52,16 @@ def build_parser(cls: type, description: str, presets: dict[str, dict[str, Any]]
         tp, optional = _unwrap_optional(hints[f.name])
         help_text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        flags = [f"--{name}" for name in (f.name, *f.metadata.get("aliases", ()))]
         if tp is bool:
-            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif typing.get_origin(tp) is Literal:
-            parser.add_argument(f"--{f.name}", choices=typing.get_args(tp), default=default, help=help_text)
+            parser.add_argument(*flags, choices=typing.get_args(tp), default=default, help=help_text)
         elif typing.get_origin(tp) is list:
             (item,) = typing.get_args(tp)
-            parser.add_argument(f"--{f.name}", type=item, nargs="+", default=default, help=help_text)
+            parser.add_argument(*flags, type=item, nargs="+", default=default, help=help_text)
         else:
-            parser.add_argument(f"--{f.name}", type=tp, default=default, help=help_text)
+            parser.add_argument(*flags, type=tp, default=default, help=help_text)
     return parser
 
 
@@ -73,10 +81,28 @@ def parse_config(cls: type[T], description: str, argv: list[str] | None = None,
         values = vars(parser.parse_args(argv))
         values.pop("preset", None)
     try:
-        return cls(**values)
+        config = cls(**values)
     except (ValueError, UserError) as exc:
         parser.error(str(exc))
         raise  # unreachable: parser.error exits
+    for f in dataclasses.fields(cls):
+        kind = f.metadata.get("output")
+        if kind and getattr(config, f.name):
+            check_writable(getattr(config, f.name), f"--{f.name}", is_dir=kind == "dir")
+    return config
+
+
+def check_writable(path: str | os.PathLike, what: str, is_dir: bool) -> None:
+    """Raise UserError in one sentence when the folder ``path`` (or, for a file, its folder) cannot be
+    made or written: a file stands where a folder must be, or there is no permission to write."""
+    folder = Path(path) if is_dir else Path(path).parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{what} {path} cannot be written: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} cannot be written: no permission to write in {existing}")
 
 
 def check_positive(config: Any, *names: str, allow_zero: bool = False) -> None:

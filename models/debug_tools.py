@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -19,9 +19,7 @@ from models import breakout_objects as objects
 from models import world_model_metrics as wm
 from models.figures import pyplot, save_figure
 from models.frame_dataset import rgb_keys
-from models.action_to_latent import frames_kept
-from models.neural_env import ACTION_MEMORY, ACTION_NAMES, NOOP, NeuralBreakoutEnv, real_opening
-from models.players import held_actions
+from models.neural_env import ACTION_NAMES, NeuralBreakoutEnv
 
 MATCH_SHARE = 0.99   # share of pixels on the emulator's palette for a source to count as matching it
 
@@ -203,25 +201,6 @@ def decode_step(model: Any, mapper: Any, start: np.ndarray, real_next: np.ndarra
                      mapped_codes=mapped[0].cpu().numpy().astype(np.int64),
                      encoder_codes=encoded[0].cpu().numpy().astype(np.int64),
                      from_mapped=frames[0], from_encoder=frames[1])
-
-
-def held_key_steps(model: Any, mapper: Any, emulator: Any, starts: Sequence[Any], steps: int,
-                   rng: np.random.Generator) -> Iterator[FirstStep]:
-    """One step at a time from real frames: from each start (``seed``, ``moves_after_fire``) the random
-    player that holds its keys (the evaluation's) plays on in the emulator, and every step is
-    ``decode_step`` from the real frames so far and the actions before; ``context[-1]`` of each is
-    the real frame the step starts from."""
-    c = model.config.context_frames
-    for start in starts:
-        opening, before = real_opening(emulator, c, start.seed, start.moves_after_fire)
-        frames, history = list(opening), ([NOOP] * ACTION_MEMORY + before)[-ACTION_MEMORY:]
-        for action in held_actions(list(ACTION_NAMES), steps, rng):
-            real, _, terminated, truncated, _ = emulator.step(int(action))
-            yield decode_step(model, mapper, np.stack(frames[-frames_kept(mapper, c):]), real, int(action), history)
-            frames.append(real)
-            history = history[1:] + [int(action)]
-            if terminated or truncated:
-                break
 
 
 def first_step(env: NeuralBreakoutEnv, start: np.ndarray, real_next: np.ndarray, action: int,

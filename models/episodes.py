@@ -137,6 +137,20 @@ def read_episode_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise EpisodeError(f"episode file {path} has unreadable metadata") from exc
 
 
+def recorded_game(files: list[Path]) -> str | None:
+    """The game that episode files were recorded from (their metadata's ``game``; None for files that
+    do not say); files of different games get one sentence naming two of them."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        game = read_episode_metadata(path).get("game")
+        if game is not None:
+            seen.setdefault(game, path)
+    if len(seen) > 1:
+        (a, first), (b, second) = list(seen.items())[:2]
+        raise EpisodeError(f"the recordings hold games of {a} ({first}) and of {b} ({second}): train on one game")
+    return next(iter(seen), None)
+
+
 def write_manifest(path: str | os.PathLike, games: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     """Write the manifest of a recording folder atomically: ``{"summary": ..., "games": [...]}``,
     one entry per game (file, who played, length, score...)."""

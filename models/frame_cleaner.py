@@ -11,7 +11,7 @@ real frame.
 
 It is the world model's decoder network (``WorldModel``) with its last input frame being the one to
 clean, and one learned vector in place of the latent action; training starts from the trained
-decoder's weights. Frames are palette indices, as everywhere in the world model."""
+decoder's features and gives back the frame it is shown until it has learned otherwise. Frames are palette indices, as everywhere in the world model."""
 from __future__ import annotations
 
 import os
@@ -59,9 +59,13 @@ class FrameCleaner(nn.Module):
 
 
 def cleaner_from_world_model(model: LatentActionModel) -> FrameCleaner:
-    """A cleaner whose network starts as the world model's decoder."""
+    """A cleaner whose network has the world model's decoder's features and an output layer of zeros,
+    so that it starts by giving back the frame it is shown: training then only has to learn repairs
+    (started as the decoder, it first had to unlearn moving the frame on one step)."""
     cleaner = FrameCleaner(model.config)
     cleaner.net.load_state_dict(model.decoder.state_dict())
+    nn.init.zeros_(cleaner.net.head.weight)
+    nn.init.zeros_(cleaner.net.head.bias)
     return cleaner.to(model.device)
 
 

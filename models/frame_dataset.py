@@ -14,7 +14,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -150,37 +150,19 @@ def stack_windows(parts: list[tuple[np.ndarray, np.ndarray]], context_frames: in
                    actions=np.stack([p[1] for p in parts]))
 
 
-EventFinder = Callable[[np.ndarray], np.ndarray]   # RGB frames (T+1, H, W, 3) -> (T+1,) bool: frame t is an event
-
-
 @dataclass
 class IndexedGame:
     frames: np.ndarray                # (T+1, H, W) uint8 palette indices
     actions: np.ndarray               # (T,)
-    events: np.ndarray | None = None  # (T+1,) bool from an ``EventFinder``, where one was given
 
     @property
     def nbytes(self) -> int:
         return self.frames.nbytes
 
 
-def load_indexed_game(path: str | os.PathLike, indexer: PaletteIndexer,
-                      find_events: EventFinder | None = None) -> IndexedGame:
+def load_indexed_game(path: str | os.PathLike, indexer: PaletteIndexer) -> IndexedGame:
     ep = load_episode(path)
-    return IndexedGame(frames=indexer.to_indices(ep.frames), actions=ep.actions,
-                       events=None if find_events is None else np.asarray(find_events(ep.frames), dtype=bool))
-
-
-def window_weights(game: IndexedGame, steps: int, event_weight: float) -> np.ndarray:
-    """(windows,) how often each window of ``game`` is drawn, relative to the others: ``event_weight``
-    where one of its ``steps`` next frames is an event, else 1."""
-    n = game.actions.shape[0] - steps + 1
-    if game.events is None or event_weight == 1.0:
-        return np.ones(n)
-    hit = np.zeros(n, dtype=bool)
-    for k in range(1, steps + 1):
-        hit |= game.events[k:k + n]
-    return np.where(hit, event_weight, 1.0)
+    return IndexedGame(frames=indexer.to_indices(ep.frames), actions=ep.actions)
 
 
 def default_load_workers(processes: int = 1) -> int:
@@ -195,16 +177,11 @@ class FramePool:
     ``swap_every`` batches, replaces its oldest game with the next one (games cycle in a shuffled
     order), so a long run still sees every game while memory stays bounded. ``load_workers`` threads
     read the first games side by side (numpy and zlib let go of the GIL), a chunk of that many at a
-    time, so the pool can overshoot ``memory_mb`` by up to ``load_workers - 1`` games.
-
-    With ``find_events`` and an ``event_weight`` other than 1, windows that end in an event (in
-    Breakout: the ball appearing or vanishing, a life taken off) are drawn that many times as often as
-    the others; above 1, that shows the model more of the rare moments that decide how the game plays."""
+    time, so the pool can overshoot ``memory_mb`` by up to ``load_workers - 1`` games."""
 
     def __init__(self, files: Sequence[str | os.PathLike], indexer: PaletteIndexer, context_frames: int,
                  steps: int = 1, memory_mb: float = 1024.0, swap_every: int = 50,
-                 rng: np.random.Generator | None = None, event_weight: float = 1.0,
-                 find_events: EventFinder | None = None, load_workers: int = 1):
+                 rng: np.random.Generator | None = None, load_workers: int = 1):
         if not files:
             raise UserError("no training games to sample from")
         self.indexer = indexer
@@ -212,9 +189,7 @@ class FramePool:
         self.steps = steps
         self.swap_every = swap_every
         self.rng = rng or np.random.default_rng()
-        self.event_weight = event_weight
-        self.find_events = find_events if event_weight != 1.0 else None
-        self.cumulative: list[np.ndarray] = []   # per game, the running sum of its windows' weights
+        self.windows: list[int] = []   # per game, how many windows it holds
         self.queue = [Path(files[i]) for i in self.rng.permutation(len(files))]
         self.next_file = 0
         self.games: list[IndexedGame] = []
@@ -231,7 +206,7 @@ class FramePool:
         self.batches = 0
 
     def _load(self, path: Path) -> IndexedGame:
-        return load_indexed_game(path, self.indexer, self.find_events)
+        return load_indexed_game(path, self.indexer)
 
     def _load_next(self) -> bool:
         added = self._add(self._load(self.queue[self.next_file % len(self.queue)]))
@@ -243,33 +218,27 @@ class FramePool:
         if game.actions.shape[0] < self.steps:
             return False
         self.games.append(game)
-        self.cumulative.append(np.cumsum(window_weights(game, self.steps, self.event_weight)))
+        self.windows.append(game.actions.shape[0] - self.steps + 1)
         return True
 
     @property
     def num_frames(self) -> int:
         return sum(g.frames.shape[0] for g in self.games)
 
-    @property
-    def event_share(self) -> float:
-        """Share of the windows in memory that end in an event (0 when events are not weighted)."""
-        weights = np.concatenate([window_weights(g, self.steps, self.event_weight) for g in self.games])
-        return float(np.mean(weights != 1.0))
-
     def sample(self, batch_size: int) -> Windows:
-        """``batch_size`` windows, each drawn in proportion to its weight (uniformly without events)."""
+        """``batch_size`` windows drawn uniformly from all the windows in memory."""
         if self.rotating and self.batches and self.batches % self.swap_every == 0:
             self.games.pop(0)
-            self.cumulative.pop(0)
+            self.windows.pop(0)
             while not self._load_next():   # a game too short for a window is passed over; one long enough exists
                 pass
         self.batches += 1
-        totals = np.array([c[-1] for c in self.cumulative])
+        totals = np.array(self.windows, dtype=np.float64)
         which = self.rng.choice(len(self.games), size=batch_size, p=totals / totals.sum())
         parts = []
         for g in which:
             game = self.games[g]
-            t = int(np.searchsorted(self.cumulative[g], self.rng.random() * totals[g], side="right"))
+            t = int(self.rng.random() * totals[g])
             parts.append(take_window(game.frames, game.actions, t, self.context_frames, self.steps))
         return stack_windows(parts, self.context_frames)
 

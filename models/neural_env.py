@@ -28,7 +28,7 @@ import torch
 
 from models.action_to_latent import frames_kept, load_action_mapper, oldest_repeated
 from models.atari import make_rgb_env
-from models.checkpoint import PRETRAINED_DIR
+from models.checkpoint import PRETRAINED_DIR, checkpoint_game
 from models.cli import UserError
 from models.frame_cleaner import FrameCleaner, load_frame_cleaner
 from models.latent_action import LatentActionModel, load_latent_action_model
@@ -85,8 +85,10 @@ def checkpoint_folder(checkpoint_dir: str | os.PathLike | None) -> Path:
     return path
 
 
-def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device) -> tuple[LatentActionModel, ActionMapper]:
-    """The world model and the action mapper from one folder; a missing file gets one sentence."""
+def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device,
+                game: str | None = None) -> tuple[LatentActionModel, ActionMapper]:
+    """The world model and the action mapper from one folder; a missing file, or (given ``game``) a
+    model trained on another game, gets one sentence."""
     directory = checkpoint_folder(checkpoint_dir)
     world_path = find_checkpoint(directory, WORLD_MODEL_FILES, "the world model",
                                  "train it with train_latent_action.py (stage 2) and copy its best.pt there, "
@@ -96,6 +98,9 @@ def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device) 
                                   "or point --checkpoint_dir at a folder that holds it")
     world_model = load_latent_action_model(world_path, device)
     mapper = load_action_mapper(mapper_path, device, latent_config=world_model.config)
+    for path, trained_on in ((world_path, checkpoint_game(world_path)), (mapper_path, mapper.config.game)):
+        if game and trained_on and trained_on != game:
+            raise UserError(f"{path} was trained on {trained_on}, not {game} (see --game)")
     return world_model, mapper
 
 
@@ -185,15 +190,18 @@ class NeuralBreakoutEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise NeuralEnvError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
-        self.world_model, self.mapper = models if models is not None else load_models(checkpoint_dir, self.device)
+        self.world_model, self.mapper = models if models is not None else load_models(checkpoint_dir, self.device, game)
         if models is None and clean_frames:
             cleaner = load_cleaner(checkpoint_dir, self.world_model, self.device)
         self.cleaner = cleaner if clean_frames else None
         cfg = self.world_model.config
-        mapper_actions = getattr(getattr(self.mapper, "config", None), "num_actions", len(ACTION_NAMES))
-        if mapper_actions != len(ACTION_NAMES):
-            raise UserError(f"the action mapper knows {mapper_actions} actions, but this environment plays "
-                            f"{len(ACTION_NAMES)} ({', '.join(ACTION_NAMES)})")
+        mapper_config = getattr(self.mapper, "config", None)
+        mapper_actions = getattr(mapper_config, "num_actions", len(ACTION_NAMES))
+        meanings = list(getattr(mapper_config, "action_meanings", None) or ACTION_NAMES)
+        if mapper_actions < len(ACTION_NAMES) or meanings[:len(ACTION_NAMES)] != list(ACTION_NAMES):
+            # Breakout's four; a game whose actions begin with the same four (Pong) is played with those
+            raise UserError(f"the action mapper knows the actions {', '.join(meanings)}, but this environment plays "
+                            f"{', '.join(ACTION_NAMES)}")
         history_length = getattr(self.mapper, "history_length", 0)
         if history_length > ACTION_MEMORY:
             raise UserError(f"the action mapper reads the {history_length} actions before each one, but this "

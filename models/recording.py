@@ -2,10 +2,12 @@
 for it (episode file for training, MP4 and PNGs for people), a folder's manifest and score plot.
 
 Game ``i`` of a job uses seed ``base_seed + i`` and a player fixed by ``i`` alone, so shards and
-reruns agree on every game. Each game's files are written to temporary names and renamed; the
+reruns agree on every game. The emulator (no sticky actions) and a greedy agent are both
+deterministic, so only random actions (``action_noise``) make one agent game differ from the next. Each game's files are written to temporary names and renamed; the
 episode file comes last and marks the game as done, so a rerun skips exactly the finished games."""
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -21,7 +23,7 @@ import torch
 from models.atari import FRAME_SKIP, env_id, make_rgb_env
 from models.breakout_objects import NUM_BRICKS, bricks_remaining
 from models.cli import UserError
-from models.episodes import Episode, read_episode_metadata, save_episode, write_manifest
+from models.episodes import Episode, load_episode, read_episode_metadata, save_episode, write_manifest
 from models.figures import pyplot, save_figure
 from models.files import atomic_write
 from models.players import RANDOM_PLAYERS, Player, make_player
@@ -75,6 +77,7 @@ class GameSummary:
     score: float
     truncated: bool
     late_game_frames: int | None   # frames with fewer than half the bricks left (None: no such measure)
+    actions_sha1: str              # the hash of the game's actions: equal hashes, (almost surely) the same game
 
 
 class Layout:
@@ -233,10 +236,17 @@ def write_png_frames(directory: Path, frames: np.ndarray) -> None:
     os.replace(tmp, directory)
 
 
-def summary_from_metadata(meta: dict[str, Any], file: str) -> GameSummary:
-    return GameSummary(index=meta["index"], file=file, player=meta["player"], checkpoint=meta.get("checkpoint"),
+def actions_sha1(actions: np.ndarray) -> str:
+    return hashlib.sha1(np.asarray(actions, np.uint8).tobytes()).hexdigest()
+
+
+def summary_from_metadata(meta: dict[str, Any], path: Path) -> GameSummary:
+    """One manifest row from an episode file's metadata (games recorded before the actions' hash was
+    kept get it from the file's actions)."""
+    digest = meta.get("actions_sha1") or actions_sha1(load_episode(path).actions)
+    return GameSummary(index=meta["index"], file=path.name, player=meta["player"], checkpoint=meta.get("checkpoint"),
                        seed=meta["seed"], num_steps=meta["num_steps"], score=meta["score"],
-                       truncated=meta["truncated"], late_game_frames=meta.get("late_game_frames"))
+                       truncated=meta["truncated"], late_game_frames=meta.get("late_game_frames"), actions_sha1=digest)
 
 
 def is_recorded(layout: Layout, job: GameJob, settings: RecordSettings, action_names: list[str]) -> bool:
@@ -276,14 +286,14 @@ class Recorder:
         noise = s.action_noise if job.player not in RANDOM_PLAYERS else 0.0
         ep = play_game(self.env, self.player(job.player), job.seed, s.max_steps, noise, len(self.action_names))
         ep.metadata = {**game_metadata(job, s, self.action_names), "score": ep.score, "num_steps": ep.num_steps,
-                       "truncated": not bool(ep.terminated[-1]),
+                       "truncated": not bool(ep.terminated[-1]), "actions_sha1": actions_sha1(ep.actions),
                        "late_game_frames": count_late_game_frames(s.game, ep.frames)}
         if s.save_videos:
             write_video(layout.video(job.index), ep, self.action_names, s.video_scale)
         if s.save_frames:
             write_png_frames(layout.frames_dir(job.index), ep.frames)
         save_episode(layout.episode(job.index), ep)   # last: its presence means the game is done
-        return summary_from_metadata(ep.metadata, layout.episode(job.index).name)
+        return summary_from_metadata(ep.metadata, layout.episode(job.index))
 
     def close(self) -> None:
         self.env.close()
@@ -329,7 +339,7 @@ def scan_folder(layout: Layout) -> list[GameSummary]:
     if not layout.episodes.is_dir():
         return []
     paths = sorted(p for p in layout.episodes.glob("*.npz") if not p.name.startswith("."))
-    return [summary_from_metadata(read_episode_metadata(p), p.name) for p in paths]
+    return [summary_from_metadata(read_episode_metadata(p), p) for p in paths]
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:
@@ -339,8 +349,8 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def summarize(games: list[GameSummary]) -> dict[str, Any]:
-    """Score and length distributions, overall and per player, and the share of recorded frames
-    showing the late game (the coverage the world model needs)."""
+    """Score and length distributions, overall and per player, how many of the games differ (by their
+    actions), and the share of recorded frames showing the late game (the coverage the world model needs)."""
     if not games:
         return {"num_games": 0}
     scores = np.array([g.score for g in games])
@@ -350,10 +360,11 @@ def summarize(games: list[GameSummary]) -> dict[str, Any]:
     by_player = {}
     for kind in sorted({g.player for g in games}):
         mine = [g for g in games if g.player == kind]
-        by_player[kind] = {"num_games": len(mine), "score": _stats(np.array([g.score for g in mine])),
+        by_player[kind] = {"num_games": len(mine), "num_distinct_games": len({g.actions_sha1 for g in mine}),
+                           "score": _stats(np.array([g.score for g in mine])),
                            "num_steps": _stats(np.array([g.num_steps for g in mine]))}
     return {
-        "num_games": len(games), "num_frames": frames,
+        "num_games": len(games), "num_distinct_games": len({g.actions_sha1 for g in games}), "num_frames": frames,
         "score": _stats(scores), "num_steps": _stats(lengths),
         "num_truncated": sum(g.truncated for g in games),
         "late_game_frame_share": None if None in late else sum(late) / frames,  # type: ignore[arg-type]
@@ -393,11 +404,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     if not summary["num_games"]:
         return "no games recorded"
     s = summary["score"]
-    lines = [f"{summary['num_games']} games, {summary['num_frames']} frames; score mean {s['mean']:.1f} "
+    lines = [f"{summary['num_games']} games ({summary['num_distinct_games']} distinct), {summary['num_frames']} frames; "
+             f"score mean {s['mean']:.1f} "
              f"(min {s['min']:g}, median {s['median']:g}, max {s['max']:g})"]
     for kind, stats in summary["by_player"].items():
         k = stats["score"]
-        lines.append(f"  {kind:8s} {stats['num_games']:4d} games  score mean {k['mean']:.1f}  median {k['median']:g}  "
+        lines.append(f"  {kind:8s} {stats['num_games']:4d} games ({stats['num_distinct_games']} distinct)  score mean {k['mean']:.1f}  median {k['median']:g}  "
                      f"max {k['max']:g}  mean length {stats['num_steps']['mean']:.0f} steps")
     if summary["late_game_frame_share"] is not None:
         lines.append(f"frames with fewer than half the bricks left: {100 * summary['late_game_frame_share']:.1f}%")

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,23 +33,3 @@ def tiny_dir(tmp_path_factory):
     from tiny_models import write_tiny_checkpoints
 
     return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="session")
-def game() -> np.ndarray:
-    """Two ball-less frames, a serve, the ball near the paddle, the ball gone, a wait, a life taken off."""
-    from models.atari import make_rgb_env
-    from models.breakout_objects import LIVES_BOX, LOST_ROW, ball_position, ball_present
-
-    env = make_rgb_env("Breakout")
-    first, _ = env.reset(seed=0)
-    played = [env.step(1)[0]]
-    while ball_present(played[-1]):   # the ball falls past the paddle, which stays put
-        played.append(env.step(0)[0])
-    env.close()
-    served, low, gone = played[0], played[-2], played[-1]
-    assert ball_position(low)[0] >= LOST_ROW
-    top, _, left, _ = LIVES_BOX
-    other_digit = first.copy()
-    other_digit[top + 2, left + 3] = 255 - other_digit[top + 2, left + 3]
-    return np.stack([first, first, served, low, gone, first, other_digit])

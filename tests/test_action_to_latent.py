@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from models.action_pairs import PairSet, concat_pairs, write_pairs
-from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairTensors, TrainSettings, ball_clock,
-                                     end_to_end, evaluate_mapper, frames_ball_clock, frames_kept, load_action_mapper,
-                                     mapper_config, pool_frames, split_pairs, train_mapper)
+from models.action_to_latent import (ActionToLatent, ActionToLatentConfig, PairTensors, TrainSettings, end_to_end,
+                                     evaluate_mapper, load_action_mapper, mapper_config, pool_frames, split_pairs,
+                                     train_mapper)
 from models.checkpoint import CheckpointError, save_checkpoint
 from models.cli import UserError, parse_config
 from models.latent_action import LatentActionModel, model_config
@@ -98,30 +98,6 @@ def test_a_map_can_look_further_back_than_the_world_model() -> None:
     padded = torch.cat([frames[:, :1], frames], dim=1)
     assert torch.equal(mapper.state_from_context(frames), mapper.state_from_context(padded))
     assert not torch.equal(mapper.state_from_context(frames), mapper.state_from_context(frames[:, 1:]))
-
-
-def test_a_split_map_reads_the_recent_and_the_older_frames_with_separate_stacks(tmp_path: Path) -> None:
-    cfg = ActionToLatentConfig(context_frames=2, state_frames=5, recent_frames=2, state_channels=[4, 8], hidden=8,
-                               action_history=0, num_codes=6)
-    mapper = ActionToLatent(cfg).eval()
-    assert mapper.state_net.convs[0].in_channels == 6 and mapper.state_net.older_convs[0].in_channels == 9
-    frames = torch.randint(0, 256, (2, 5, 210, 160, 3), dtype=torch.uint8)
-    pooled = mapper.state_from_context(frames)
-    actions = torch.tensor([0, 3])
-    assert mapper(actions, pooled).shape == (2, 1, 6)
-    changed_older, changed_recent = pooled.clone(), pooled.clone()
-    changed_older[:, 0] = 255 - changed_older[:, 0]
-    changed_recent[:, -1] = 255 - changed_recent[:, -1]
-    with torch.no_grad():
-        mapper.state_net.older_convs[0].weight.zero_()      # the older stack now sees nothing
-        assert torch.equal(mapper(actions, pooled), mapper(actions, changed_older))
-        assert not torch.equal(mapper(actions, pooled), mapper(actions, changed_recent))
-    save_checkpoint(tmp_path / "m.pt", stage="action_to_latent", model=mapper, config=cfg, step=1)
-    loaded = load_action_mapper(tmp_path / "m.pt")
-    assert loaded.config == cfg and torch.equal(loaded(actions, pooled), mapper(actions, pooled))
-    for recent in (5, -1):
-        with pytest.raises(ValueError, match="recent_frames must be 0 or fewer than state_frames"):
-            ActionToLatentConfig(context_frames=2, state_frames=5, recent_frames=recent)
 
 
 def test_sampling_reads_the_last_actions_and_pads_with_noop() -> None:
@@ -286,6 +262,18 @@ def test_a_map_for_another_latent_shape_is_refused(tmp_path: Path) -> None:
         load_action_mapper(tmp_path / "grid.pt", latent_config=tiny_world_model().config)
 
 
+def test_a_map_saved_with_a_removed_experiments_fields_loads_only_with_them_off(tmp_path: Path) -> None:
+    cfg = save_mapper(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["config"].update(recent_frames=0, ball_clock=0)      # a map trained before those flags were removed
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_action_mapper(tmp_path / "old.pt").config == cfg
+    payload["config"]["ball_clock"] = 12
+    torch.save(payload, tmp_path / "clock.pt")
+    with pytest.raises(CheckpointError, match="was trained with ball_clock, an experiment this version no longer has"):
+        load_action_mapper(tmp_path / "clock.pt")
+
+
 def test_missing_and_wrong_stage_files_get_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         load_action_mapper(tmp_path / "nothing.pt")
@@ -376,49 +364,12 @@ def test_train_script_refuses_bad_input(tmp_path: Path, script) -> None:
     pairs = synthetic_pairs(num_games=2, steps=10)
     pairs.metadata["latent_checkpoint"] = str(tmp_path / "gone.pt")
     write_pairs(tmp_path / "pairs.json", pairs)
-    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--event_targets", check=False)
-    assert proc.returncode == 1 and "--event_targets needs the world model" in proc.stderr
-    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--ball_clock", "4",
+    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--game", "Pong",
                   check=False)
-    assert proc.returncode == 1 and "ball_clock reads Breakout's 210x160 frames" in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0
-
-
-def test_train_script_retargets_events_with_the_pairs_world_model(tmp_path: Path, script) -> None:
-    """Screen-sized frames (Breakout's ball and lives are looked for where the game draws them), no ball."""
-    pairs = synthetic_pairs(num_games=3, steps=10)
-    pairs.frames = np.pad(pairs.frames, ((0, 0), (0, 210 - H), (0, 160 - W)))
-    torch.manual_seed(0)
-    world = LatentActionModel(model_config("tiny", PALETTE))
-    save_checkpoint(tmp_path / "wm.pt", stage="latent_action", model=world, config=world.config, step=0)
-    pairs.metadata.update(latent_checkpoint=str(tmp_path / "wm.pt"), num_codes=world.config.num_codes)
-    write_pairs(tmp_path / "pairs.json", pairs)
-    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--event_targets",
-                  "--output_path", str(tmp_path / "m.pt"), "--num_steps", "5", "--num_e2e", "0", "--threads", "1")
-    assert "event targets: 0 pairs show the ball appear or vanish" in proc.stdout
-
-
-
-def test_train_script_learns_from_drawn_context(tmp_path: Path, script) -> None:
-    pairs = synthetic_pairs(num_games=5, steps=30)
-    world = tiny_world_model()
-    pairs.metadata.update(num_codes=world.config.num_codes, latent_checkpoint=str(tmp_path / "wm.pt"))
-    write_pairs(tmp_path / "pairs.json", pairs)
-    args = ("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--output_path",
-            str(tmp_path / "m.pt"), "--num_steps", "5", "--num_e2e", "0", "--state_pool", "2", "2", "--threads", "1",
-            "--state_frames", "2", "--drawn_starts", "6", "--drawn_steps", "5", "--drawn_val_starts", "2")
-    proc = script(*args, check=False)
-    assert proc.returncode == 1 and "--drawn_starts: a pair on drawn context needs the world model" in proc.stderr
-    proc = script(*args[:-6], *args[-2:])                                  # validation starts only: skipped, said so
-    assert "accuracy on drawn context skipped: world model" in proc.stdout and "drawn_accuracy" not in proc.stdout
-    assert "end-to-end check" not in proc.stdout                           # --num_e2e 0: not asked, not named
-    save_checkpoint(tmp_path / "wm.pt", stage="latent_action", model=world, config=world.config, step=0)
-    proc = script(*args)
-    assert "drawn context: 30 training and 10 validation pairs" in proc.stdout
-    metrics = torch.load(tmp_path / "m.pt", weights_only=True)["metrics"]
-    assert metrics["drawn_pairs"] == 30 and 0 <= metrics["drawn_accuracy"] <= 1 and "drawn_accuracy_LEFT" in metrics
-    proc = script(*args[:-8], "--state_frames", "3", *args[-6:])      # more than the world model's 2 frames
-    assert "drawn context: 30 training and 10 validation pairs" in proc.stdout
+    assert proc.returncode == 1 and "not Pong" in proc.stderr and proc.stderr.strip().count("\n") == 0
+    proc = script("train_action_to_latent.py", "--pairs_path", str(tmp_path / "pairs.json"), "--output_path",
+                  str(tmp_path / "m.pt"), "--num_steps", "5", "--state_pool", "2", "2", "--threads", "1")
+    assert "end-to-end check skipped: world model" in proc.stdout and "gone.pt" in proc.stdout
 
 
 def test_train_flags_are_checked(capsys) -> None:
@@ -427,71 +378,7 @@ def test_train_flags_are_checked(capsys) -> None:
                            (["--labelled_fraction", "0"], "--labelled_fraction must lie in (0, 1]"),
                            (["--sweep_variants", "tabular"], "unknown variant"),
                            (["--action_history", "17"], "--action_history must be at most 16"),
-                           (["--state_frames", "33"], "--state_frames must be at most 32"),
-                           (["--recent_frames", "4"], "--recent_frames must be fewer than --state_frames (4)"),
-                           (["--ball_clock", "33"], "--ball_clock must be at most 32"),
-                           (["--drawn_starts", "8", "--max_pairs", "100"], "--drawn_starts trains on every")):
+                           (["--state_frames", "33"], "--state_frames must be at most 32")):
         with pytest.raises(SystemExit) as exc:
             parse_config(TrainConfig, "", flags)
         assert exc.value.code == 2 and message in capsys.readouterr().err
-
-
-# ----------------------------------------------------------------------------------- the ball clock
-
-def test_the_ball_clock_counts_the_newest_frames_in_a_row_without_a_ball(game) -> None:
-    present = torch.tensor([[True, False, False], [False, False, False], [False, False, True], [True, True, False]])
-    assert ball_clock(present).tolist() == [2, 3, 0, 1]
-    frames = torch.from_numpy(game[None, :5])        # two ball-less frames, the serve, the ball low, the ball gone
-    assert frames_ball_clock(frames, 3).tolist() == [1]
-    assert frames_ball_clock(frames[:, :4], 4).tolist() == [0]
-    assert frames_ball_clock(frames[:, :2], 4).tolist() == [4]   # the oldest frame stands in for the missing ones
-
-
-def game_pairs(frames: np.ndarray) -> PairSet:
-    """One game's pairs over real emulator frames (T, 210, 160, 3): pair t has context t - 1, t."""
-    palette, indices = np.unique(frames.reshape(-1, 3), axis=0, return_inverse=True)
-    t = np.arange(frames.shape[0] - 1)
-    return PairSet(actions=t % 4, codes=(t % 6)[:, None], frames=indices.reshape(frames.shape[:3]).astype(np.uint8),
-                   palette=palette.astype(np.uint8), context_index=np.stack([np.maximum(t - 1, 0), t], 1),
-                   next_index=t + 1, game_index=np.zeros_like(t),
-                   metadata={"num_codes": 6, "num_latents": 1, "context_frames": 2, "game": "Breakout",
-                             "action_meanings": NAMES})
-
-
-def test_training_pairs_get_the_ball_clock_that_play_reads_from_the_same_frames(game) -> None:
-    pairs = game_pairs(game)
-    cfg = mapper_config("action_state", pairs, ball_clock=3, state_channels=[4], hidden=8, action_history=0)
-    data = PairTensors(pairs, cfg)
-    play = [frames_ball_clock(torch.from_numpy(game[None, :t + 1]), 3).item() for t in range(len(pairs))]
-    assert data.clock.tolist() == play == [3, 3, 0, 0, 1, 2]
-    inputs, _ = data.batch(torch.arange(len(pairs)))
-    assert torch.equal(inputs.clock, data.clock)
-
-
-def test_a_map_with_the_ball_clock_reads_it_and_round_trips(tmp_path: Path, game) -> None:
-    cfg = ActionToLatentConfig(context_frames=2, state_frames=2, ball_clock=5, state_channels=[4], hidden=8,
-                               action_history=0, num_codes=6)
-    mapper = ActionToLatent(cfg).eval()
-    assert frames_kept(mapper, 2) == 5 and mapper.state_net.head[0].in_features == 4 * 21 * 20 + 6   # 42x40 pooled, halved once
-    context = torch.from_numpy(game[None, :5]).expand(2, -1, -1, -1, -1)
-    pooled, actions = mapper.state_from_context(context), torch.tensor([0, 3])
-    with torch.no_grad():
-        logits = {k: mapper(actions, pooled, None, torch.full((2,), k)) for k in (0, 1, 5, 9)}
-    assert not torch.equal(logits[0], logits[1]) and torch.equal(logits[5], logits[9])   # beyond 5 counts as 5
-    codes = mapper.sample_codes(actions, context)
-    assert torch.equal(codes, logits[1].argmax(-1))                  # the ball left the last frame: a clock of 1
-    with pytest.raises(ValueError, match="this map needs the ball clock"):
-        mapper(actions, pooled)
-    save_checkpoint(tmp_path / "m.pt", stage="action_to_latent", model=mapper, config=cfg, step=1)
-    loaded = load_action_mapper(tmp_path / "m.pt")
-    assert loaded.config == cfg and torch.equal(loaded.sample_codes(actions, context), codes)
-
-
-@pytest.mark.parametrize("overrides, message", [
-    (dict(ball_clock=33), r"ball_clock must lie in \[0, 32\]"),
-    (dict(ball_clock=4, variant="action"), "ball_clock needs the action_state variant"),
-    (dict(ball_clock=4, height=20, width=16), "ball_clock reads Breakout's 210x160 frames, not 20x16"),
-])
-def test_a_bad_ball_clock_is_refused(overrides, message) -> None:
-    with pytest.raises(ValueError, match=message):
-        ActionToLatentConfig(**overrides)

@@ -6,9 +6,8 @@ import pytest
 
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
-from models.breakout_objects import (BALL_PADDLE_RGB, BRICK_ROWS, FIELD_X, LIVES_BOX, NUM_BRICKS, PADDLE_ROWS,
-                                     ROW_REGIONS, STEP_KINDS, ball_or_lives_changes, ball_position, ball_present,
-                                     bricks_remaining, paddle_x, step_kinds, wrong_regions)
+from models.breakout_objects import (BALL_PADDLE_RGB, BRICK_ROWS, FIELD_X, NUM_BRICKS, ball_position,
+                                     ball_present, bricks_remaining, paddle_x)
 
 
 @pytest.fixture(scope="module")
@@ -56,33 +55,6 @@ def test_ball_inside_the_brick_band_is_found_by_its_partly_lit_cell():
     frame[76:80, 42:44] = (162, 162, 42)       # the ball crossing that gap takes the band's colour
     assert np.allclose(ball_position(frame), (77.5, 42.5))
     assert bricks_remaining(frame) == 107
-
-
-def test_serves_lost_balls_and_lives_digit_changes_are_events(frames: np.ndarray) -> None:
-    top, _, left, _ = LIVES_BOX
-    other_digit = frames[2].copy()
-    other_digit[top + 2, left + 3] = 255 - other_digit[top + 2, left + 3]
-    sequence = np.stack([frames[0], frames[0], frames[1], frames[2], other_digit, other_digit, frames[0]])
-    #                     -          -   serve       moves     digit changes  -          lost (and digit)
-    assert ball_or_lives_changes(sequence).tolist() == [False, False, True, False, True, False, True]
-
-
-def test_steps_are_sorted_by_what_the_real_game_does(game):
-    names = [STEP_KINDS[k] for k in step_kinds(game, context_frames=2)]   # the steps to frames 2-6
-    assert names == ["serve", "ball in play", "ball lost", "ball in play", "life taken off"]
-
-
-def test_wrong_pixels_are_placed_in_their_band_of_rows(game):
-    real = np.stack([game[0]] * 3)
-    predicted = real.copy()
-    predicted[1, BRICK_ROWS[0], 40] = 255 - predicted[1, BRICK_ROWS[0], 40]
-    predicted[2, PADDLE_ROWS[1] - 1, 70, 0] ^= 1
-    predicted[2, 0, 0] = 255 - predicted[2, 0, 0]
-    names = list(ROW_REGIONS)
-    flags = wrong_regions(real, predicted)
-    assert flags.shape == (3, len(ROW_REGIONS)) and flags.dtype == bool
-    assert [[names[j] for j in np.flatnonzero(row)] for row in flags] == [[], ["bricks"], ["score and lives", "paddle rows"]]
-    assert sorted(np.concatenate(list(ROW_REGIONS.values())).tolist()) == list(range(game.shape[1]))   # every row, once
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,14 @@
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import (CheckpointError, config_from_checkpoint, export_checkpoint, load_checkpoint, load_state,
-                               save_checkpoint)
+from models.action_to_latent import load_action_mapper
+from models.checkpoint import (PRETRAINED_DIR, CheckpointError, checkpoint_game, config_from_checkpoint,
+                               export_checkpoint, load_checkpoint, load_state, save_checkpoint)
+from models.dqn import load_policy
+from models.latent_action import load_latent_action_model
 
 
 @dataclass
@@ -69,10 +73,19 @@ def test_export_drops_resume_state_and_loads_the_same(tmp_path):
     net(torch.ones(1, 3)).sum().backward()
     optimizer.step()
     save_checkpoint(tmp_path / "latest.pt", stage="toy", model=net, config=NetConfig(), step=5,
-                    optimizer=optimizer.state_dict(), run_config={"lr": 1e-3})
+                    optimizer=optimizer.state_dict(), run_config={"lr": 1e-3}, game="Pong")
     export_checkpoint(tmp_path / "latest.pt", tmp_path / "shipped" / "net.pt")
     shipped = load_checkpoint(tmp_path / "shipped" / "net.pt", stage="toy")
     assert "optimizer" not in shipped and shipped["step"] == 5 and shipped["run_config"] == {"lr": 1e-3}
+    assert checkpoint_game(tmp_path / "shipped" / "net.pt") == "Pong"   # the game it was trained on stays
     assert torch.equal(shipped["model"]["weight"], net.weight.detach())
     with pytest.raises(CheckpointError, match="does not exist"):
         export_checkpoint(tmp_path / "nowhere.pt", tmp_path / "x.pt")
+
+
+def test_the_shipped_weights_load_with_their_stages_loaders() -> None:
+    world = load_latent_action_model(PRETRAINED_DIR / "latent_action.pt")
+    mapper = load_action_mapper(PRETRAINED_DIR / "action_to_latent.pt", latent_config=world.config)
+    assert mapper.config.num_codes == world.config.num_codes == 32
+    policy = load_policy(PRETRAINED_DIR / "dqn_breakout.pt")
+    assert policy.act(np.zeros((2, 8, 84, 84), np.uint8)).shape == (2,)

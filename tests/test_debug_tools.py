@@ -7,7 +7,6 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 import debug_color_channels
 import debug_first_step_difference
@@ -16,8 +15,7 @@ from models import world_model_metrics as wm
 from models.atari import make_rgb_env
 from models.cli import UserError
 from models.episodes import Episode, save_episode
-from models.neural_env import load_models, real_start
-from models.world_model_evaluation import StartState
+from models.neural_env import real_start
 
 
 @pytest.fixture(scope="module")
@@ -125,20 +123,3 @@ def test_first_step_bad_input(script, tmp_path: Path, capsys: pytest.CaptureFixt
                   "--output", str(tmp_path / "x.png"), check=False)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert "does not exist" in proc.stderr and not (tmp_path / "x.png").exists()
-
-
-def test_held_key_steps_follow_the_emulator_from_each_start(tiny_dir: Path) -> None:
-    world, mapper = load_models(tiny_dir, torch.device("cpu"))
-    emulator = make_rgb_env()
-    try:
-        steps = list(dbg.held_key_steps(world, mapper, emulator, [StartState(3, 2), StartState(4, 0)], 5,
-                                        np.random.default_rng(0)))
-    finally:
-        emulator.close()
-    assert len(steps) == 10
-    for before, after in zip(steps[:4], steps[1:5]):    # one game: each step starts where the last ended
-        np.testing.assert_array_equal(after.context[-1], before.real_next)
-    assert not np.array_equal(steps[5].context[-1], steps[4].real_next)   # the second start is a fresh game
-    for step in steps:
-        assert step.from_mapped.shape == step.from_encoder.shape == (210, 160, 3) and step.action in range(4)
-        assert step.context.shape[1:] == (210, 160, 3) and step.context.dtype == np.uint8

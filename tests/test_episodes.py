@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.episodes import (Episode, EpisodeError, list_episode_files, load_episode, read_episode_metadata,
-                             read_manifest, save_episode, validate_episode, write_manifest)
+                             read_manifest, recorded_game, save_episode, validate_episode, write_manifest)
 
 
 def make_episode(steps: int = 5) -> Episode:
@@ -29,6 +29,18 @@ def test_round_trip_is_lossless(tmp_path: Path) -> None:
     assert back.metadata == ep.metadata and back.num_steps == 5 and back.score == 10.0
     assert read_episode_metadata(tmp_path / "a.npz") == ep.metadata
     assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temporary file left behind
+
+
+def test_the_recordings_game_is_read_from_their_metadata(tmp_path: Path) -> None:
+    paths = [tmp_path / f"{name}.npz" for name in ("old", "breakout", "pong")]
+    for path, game in zip(paths, (None, "Breakout", "Pong")):
+        ep = make_episode()
+        if game:
+            ep.metadata["game"] = game
+        save_episode(path, ep)
+    assert recorded_game(paths[:1]) is None and recorded_game(paths[:2]) == "Breakout"
+    with pytest.raises(EpisodeError, match=f"games of Breakout \\({paths[1]}\\) and of Pong \\({paths[2]}\\)"):
+        recorded_game(paths)
 
 
 def test_inconsistent_shapes_are_refused() -> None:

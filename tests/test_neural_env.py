@@ -228,6 +228,30 @@ def test_a_mapper_for_another_world_model_is_refused(tmp_path: Path) -> None:
         NeuralBreakoutEnv(tmp_path)
 
 
+def test_models_trained_on_another_game_are_refused(tmp_path: Path, tiny_dir: Path) -> None:
+    import torch
+    payload = torch.load(tiny_dir / "latent_action.pt", weights_only=True)
+    torch.save({**payload, "game": "Breakout"}, tmp_path / "latent_action.pt")
+    (tmp_path / "action_to_latent.pt").write_bytes((tiny_dir / "action_to_latent.pt").read_bytes())
+    assert NeuralBreakoutEnv(tmp_path, game="Breakout").game == "Breakout"
+    with pytest.raises(UserError, match=f"^{tmp_path / 'latent_action.pt'} was trained on Breakout, not Pong "):
+        NeuralBreakoutEnv(tmp_path, game="Pong")
+    torch.save(payload, tmp_path / "latent_action.pt")                    # a world model that does not say
+    with pytest.raises(UserError, match="action_to_latent.pt was trained on Breakout, not Pong"):
+        NeuralBreakoutEnv(tmp_path, game="Pong")
+
+
+def test_a_map_whose_actions_begin_with_breakouts_four_is_played_with_them(env: NeuralBreakoutEnv) -> None:
+    from models.action_to_latent import ActionToLatent
+    pong = ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
+    config = dataclasses.replace(env.mapper.config, num_actions=6, action_meanings=pong, game="Pong")
+    assert NeuralBreakoutEnv(models=(env.world_model, ActionToLatent(config).eval())).action_space.n == 4
+    other = dataclasses.replace(config, action_meanings=["NOOP", "FIRE", "UP", "DOWN", "UPFIRE", "DOWNFIRE"])
+    with pytest.raises(UserError, match="knows the actions NOOP, FIRE, UP, DOWN, UPFIRE, DOWNFIRE, but this "
+                                        "environment plays NOOP, FIRE, RIGHT, LEFT"):
+        NeuralBreakoutEnv(models=(env.world_model, ActionToLatent(other).eval()))
+
+
 def test_bad_settings_are_refused(tiny_dir: Path) -> None:
     with pytest.raises(NeuralEnvError, match="temperature"):
         NeuralBreakoutEnv(tiny_dir, temperature=-1)

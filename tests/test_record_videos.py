@@ -11,9 +11,9 @@ from models.atari import action_meanings, make_rgb_env
 from models.checkpoint import save_checkpoint
 from models.cli import UserError
 from models.dqn import QNetwork, QNetworkConfig
-from models.episodes import load_episode, read_manifest
+from models.episodes import load_episode, read_manifest, save_episode
 from models.players import BreakoutFollower, held_actions, holding_odds, reflect
-from models.recording import parse_shard, plan_games, shard_games
+from models.recording import Layout, actions_sha1, parse_shard, plan_games, scan_folder, shard_games
 import record_videos
 
 TINY = ["--max_steps", "20", "--no-save_videos"]
@@ -75,6 +75,23 @@ def test_bulk_mode_uses_the_shipped_agent(tmp_path: Path, tiny_checkpoint: Path,
         [("agent", "dqn_breakout.pt"), ("random", "")]
 
 
+def test_a_default_bulk_recording_of_agent_games_holds_distinct_games(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """The emulator and a greedy agent are deterministic: without action noise every agent game is the
+    same game, which the manifest says; the default noise makes each one its own."""
+    common = ["--bulk", "--total_videos", "4", "--percent_random", "0", "--checkpoint_path", str(tiny_checkpoint),
+              "--max_steps", "300", "--no-save_videos"]
+    record_videos.main([*common, "--action_noise", "0", "--output_dir", str(tmp_path / "greedy")])
+    assert read_manifest(tmp_path / "greedy" / "manifest.json")["summary"]["num_distinct_games"] == 1
+    record_videos.main([*common, "--output_dir", str(tmp_path / "default")])
+    summary = read_manifest(tmp_path / "default" / "manifest.json")["summary"]
+    assert summary["num_distinct_games"] == summary["by_player"]["agent"]["num_distinct_games"] == 4
+    first = tmp_path / "default" / "episodes" / "game_00000.npz"       # a game recorded before the hash was kept
+    ep = load_episode(first)
+    del ep.metadata["actions_sha1"]
+    save_episode(first, ep)
+    assert [g.actions_sha1 for g in scan_folder(Layout(tmp_path / "default"))][0] == actions_sha1(ep.actions)
+
+
 def test_the_random_share_can_hold_its_keys(tmp_path: Path) -> None:
     record_videos.main(["--bulk", "--total_videos", "2", "--percent_random", "100", "--random_player", "random_hold",
                         "--action_noise", "0.5", *TINY, "--output_dir", str(tmp_path)])
@@ -125,8 +142,17 @@ def test_truncated_episode_in_output_dir_gets_one_line(script, tmp_path: Path) -
     assert result.stderr.strip().splitlines()[-1] == f"error: episode file {path} is truncated or corrupt (BadZipFile)"
 
 
+def test_a_game_without_a_scripted_player_gives_its_share_to_the_agent(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "pong.pt"
+    config = QNetworkConfig(num_actions=len(action_meanings("Pong")))
+    save_checkpoint(path, stage="dqn", model=QNetwork(config), config=config, step=0)
+    record_videos.main(["--bulk", "--game", "Pong", "--total_videos", "2", "--percent_random", "50",
+                        "--percent_scripted", "50", "--checkpoint_path", str(path), *TINY, "--output_dir", str(tmp_path / "out")])
+    assert "note: no scripted player for Pong: its 50% of the games go to the agent\n" in capsys.readouterr().out
+    assert sorted(g["player"] for g in read_manifest(tmp_path / "out" / "manifest.json")["games"]) == ["agent", "random"]
+
+
 @pytest.mark.parametrize("flags, message", [
-    (["--bulk", "--game", "Pong", "--percent_random", "50", "--percent_scripted", "50"], "no scripted player for Pong"),
     (["--bulk", "--percent_random", "60", "--percent_scripted", "20", "--checkpoint_path", "missing.pt"],
      "checkpoint missing.pt does not exist"),
     (["--shard", "2/2"], "--shard 2/2"),

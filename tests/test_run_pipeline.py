@@ -1,6 +1,8 @@
 """The smallest pipeline end to end, so a change that breaks the chain between stages cannot land."""
 from pathlib import Path
 
+from models.checkpoint import checkpoint_game
+
 OUTPUTS = ["checkpoints/dqn/best.pt", "data/manifest.json", "checkpoints/latent_action/best.pt",
            "data/actions/action_latent_pairs.json", "checkpoints/latent_action/action_to_latent_best.pt",
            "data/neural_random_game.gif", "data/evaluation/report.json"]
@@ -27,8 +29,23 @@ def test_tiny_pipeline_runs_every_stage_then_skips_them(script, tmp_path: Path):
     assert env.step(2)[0].shape == frame.shape
 
 
+def test_tiny_pipeline_runs_on_a_game_with_no_scripted_player(script, tmp_path: Path):
+    proc = script("run_pipeline.py", "--preset", "tiny", "--game", "Pong", "--root", str(tmp_path), timeout=900)
+    assert all((tmp_path / p).exists() for p in OUTPUTS), proc.stdout
+    assert "  note: no scripted player for Pong: its 33% of the games go to the agent" in proc.stdout.splitlines()
+    assert checkpoint_game(tmp_path / "checkpoints/latent_action/best.pt") == "Pong"
+
+
 def test_unknown_stage_and_failing_stage_stop_with_one_message(script, tmp_path: Path):
     proc = script("run_pipeline.py", "--force", "wold_model", check=False)
     assert proc.returncode == 1 and "unknown stage 'wold_model'" in proc.stderr
     proc = script("run_pipeline.py", "--preset", "tiny", "--root", str(tmp_path), "--game", "Pacmann", check=False)
     assert proc.returncode == 1 and "stage 'agent' failed" in proc.stderr and "unknown game 'Pacmann'" in proc.stderr
+
+
+def test_a_stage_passes_on_its_notes_and_keeps_the_rest_to_itself(tmp_path: Path, capsys):
+    from run_pipeline import Stage, run_stage
+    stage_script = tmp_path / "stage.py"
+    stage_script.write_text('print("a progress line")\nprint("note: no scripted player for Pong: its 50% go to the agent")\n')
+    run_stage(Stage("record", str(stage_script), [], tmp_path / "out", takes_game=False), [], "Pong")
+    assert capsys.readouterr().out.splitlines()[1:] == ["  note: no scripted player for Pong: its 50% go to the agent"]

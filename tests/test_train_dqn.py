@@ -19,6 +19,7 @@ def test_short_run_writes_checkpoints_that_load_and_act(script, tmp_path, mode):
     assert {"latest.pt", "best.pt", "metrics.csv", "learning_curves.png"} <= {p.name for p in out.iterdir()}
     payload = load_checkpoint(out / "latest.pt", stage="dqn")
     assert payload["step"] == 160 and "eval_mean_score" in payload["metrics"]
+    assert payload["metrics"]["eval_distinct_games"] == 1   # one evaluation game
     assert ("explorer" in payload) == (mode == "rnd")
     policy = load_policy(out / "best.pt")
     actions = policy.act(np.zeros((2, 8, 84, 84), dtype=np.uint8))
@@ -30,7 +31,7 @@ def test_short_run_writes_checkpoints_that_load_and_act(script, tmp_path, mode):
 
 def test_resume_continues_from_latest(script, tmp_path):
     out = tmp_path / "run"
-    first = [a if a != "160" else "80" for a in TINY]  # stop half way: total_steps 80
+    first = [a if a != "160" else "80" for a in TINY]  # stop half way
     script("train_dqn.py", "--output_dir", str(out), *first)
     assert load_checkpoint(out / "latest.pt")["step"] == 80
     script("train_dqn.py", "--output_dir", str(out), *TINY, "--resume")
@@ -39,20 +40,24 @@ def test_resume_continues_from_latest(script, tmp_path):
 
 def test_bad_input_gets_one_clear_line(script, tmp_path):
     proc = script("train_dqn.py", "--total_steps", "-5", check=False)
-    assert proc.returncode == 2 and "--total_steps must be positive" in proc.stderr
+    assert proc.returncode == 2 and "--num_steps must be positive" in proc.stderr
     proc = script("train_dqn.py", "--game", "Pacmann", "--output_dir", str(tmp_path), check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("error: unknown game 'Pacmann'")
     (tmp_path / "latest.pt").write_bytes(b"\x00" * 100)
     proc = script("train_dqn.py", "--resume", "--output_dir", str(tmp_path), *TINY, check=False)
     assert proc.returncode == 1 and "could not be read" in proc.stderr and "Traceback" not in proc.stderr
+    proc = script("train_dqn.py", "--output_dir", str(tmp_path / "latest.pt" / "run"), *TINY, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"error: --output_dir {tmp_path / 'latest.pt' / 'run'} cannot be written: {tmp_path / 'latest.pt'} is a file, "
+        "not a folder"]
 
 
-def test_init_checkpoint_starts_from_a_saved_network(script, tmp_path):
+def test_init_from_starts_from_a_saved_network(script, tmp_path):
     out = tmp_path / "first"
     script("train_dqn.py", "--output_dir", str(out), *TINY)
     best = load_checkpoint(out / "best.pt")
     assert set(best) >= {"model", "config", "step"} and "agent" not in best  # the network alone, small
     second = tmp_path / "second"
     args = [a if a != "160" else "240" for a in TINY]
-    script("train_dqn.py", "--output_dir", str(second), *args, "--init_checkpoint", str(out / "best.pt"))
+    script("train_dqn.py", "--output_dir", str(second), *args, "--init_from", str(out / "best.pt"))
     assert load_checkpoint(second / "latest.pt")["step"] == 240

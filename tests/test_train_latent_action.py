@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.checkpoint import checkpoint_game
 from models.cli import UserError
 from models.episodes import Episode, list_episode_files, save_episode
 from models.frame_dataset import (FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_folders,
@@ -37,7 +38,7 @@ def make_games(folder: Path, num_games: int = 5, steps: int = 12) -> Path:
         save_episode(folder / f"game_{g:05d}.npz", Episode(
             frames=frames, actions=np.arange(steps, dtype=np.uint8) % 4, rewards=np.zeros(steps, np.float32),
             lives=np.full(steps + 1, 5, np.uint8), terminated=np.eye(1, steps, steps - 1, dtype=bool)[0],
-            metadata={"player": "test"}))
+            metadata={"player": "test", "game": "Breakout"}))
     return folder
 
 
@@ -141,18 +142,15 @@ def test_pool_loaded_by_several_threads_holds_the_same_games_in_the_same_order(g
         np.testing.assert_array_equal(a.actions, b.actions)
 
 
-@pytest.mark.parametrize("event_weight, expected", [(1.0, 2 / 12), (5.0, 10 / 20)])
-def test_pool_draws_windows_that_end_in_an_event_by_their_weight(games, event_weight, expected):
+def test_pool_draws_every_window_alike(games):
     files = list_episode_files(games)
     indexer = PaletteIndexer(palette_from_games(files))
     red = int(np.nonzero((indexer.palette == RED).all(1))[0][0])
-    events_at = [3, 9]   # of the 13 frames of every game: 2 of its 12 one-step windows end in one
-    pool = FramePool(files, indexer, context_frames=2, rng=np.random.default_rng(0), event_weight=event_weight,
-                     find_events=lambda rgb: np.isin(np.arange(len(rgb)), events_at))
-    assert pool.event_share == pytest.approx(0.0 if event_weight == 1.0 else 2 / 12)
+    marked = [3, 9]   # of the 13 frames of every game: 2 of its 12 one-step windows end in one
+    pool = FramePool(files, indexer, context_frames=2, rng=np.random.default_rng(0))
     future = pool.sample(2000).future[:, 0]
-    drawn = np.mean([block_origin(frame, red)[1] in events_at for frame in future])
-    assert drawn == pytest.approx(expected, abs=0.04)
+    drawn = np.mean([block_origin(frame, red)[1] in marked for frame in future])
+    assert drawn == pytest.approx(2 / 12, abs=0.04)
 
 
 def test_fixed_windows_are_repeatable(games):
@@ -181,15 +179,15 @@ def test_tiny_run_writes_checkpoints_logs_and_resumes(games, tmp_path):
         assert (out / name).is_file(), name
     model = load_latent_action_model(out / "best.pt")
     assert model.config.context_frames == 2 and len(model.config.palette) == 4
+    assert checkpoint_game(out / "best.pt") == "Breakout"   # the recordings' game, for the neural game's check
     header = (out / "metrics.csv").read_text().splitlines()[0]
     for key in ("psnr", "copy_psnr", "pixel_exact", "changed_accuracy", "paddle_error_px", "ball_error_px",
                 "codebook_usage", "codebook_perplexity", "delta_psnr_t4", "ssim"):
         assert key in header, key
 
     resumed = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out),
-                         "--device", "cpu", "--resume", "--iterations", "8", "--event_weight", "3")
+                         "--device", "cpu", "--resume", "--iterations", "8")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "drawn 3 times as often" in resumed.stdout
     import torch
     assert torch.load(out / "latest.pt", weights_only=True)["step"] == 8
 
@@ -258,6 +256,13 @@ def test_bad_input_gets_one_clear_line(games, tmp_path):
     looped = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path),
                         "--rollout_steps", "2")
     assert looped.returncode == 2 and "give --decoder_only" in looped.stderr and "Traceback" not in looped.stderr
+    damaged = make_games(tmp_path / "damaged", num_games=3)
+    broken = damaged / "game_00001.npz"
+    broken.write_bytes(broken.read_bytes()[:1000])
+    corrupt = run_script("--preset", "tiny", "--data_dir", str(damaged), "--checkpoint_dir", str(tmp_path / "run"))
+    assert corrupt.returncode == 1 and corrupt.stderr.strip().splitlines()[-1] == \
+        f"error: episode file {broken} is truncated or corrupt (BadZipFile)"
+    assert not (tmp_path / "run").exists()                      # refused before anything is written
 
 
 def test_two_torchrun_processes_train_and_one_writes_checkpoints(games, tmp_path):
