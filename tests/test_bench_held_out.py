@@ -55,3 +55,18 @@ def test_the_script_prints_a_line_per_checkpoint_and_one_line_errors(episodes, t
     no_windows = run(str(checkpoint), "--episodes_dir", str(episodes), "--windows", "0")
     assert no_windows.returncode == 1 and "--windows must be positive" in no_windows.stderr
     assert "Traceback" not in no_windows.stderr
+
+
+def test_a_frame_cleaner_is_measured_on_the_same_frames(episodes, tmp_path):
+    from models.checkpoint import save_checkpoint
+    from models.frame_cleaner import STAGE, cleaner_from_world_model
+    from models.latent_action import load_latent_action_model
+
+    files = list_episode_files(episodes)
+    checkpoint = tiny_checkpoint(tmp_path / "a.pt", files, seed=0)
+    world = load_latent_action_model(checkpoint)
+    cleaner_path = tmp_path / "frame_cleaner.pt"
+    save_checkpoint(cleaner_path, stage=STAGE, model=cleaner_from_world_model(world), config=world.config, step=0)
+    m = held_out_figures(checkpoint, split_games(files).test, num_windows=6, cleaner_path=str(cleaner_path))
+    assert m["cleaned_exact"] == m["drawn_exact"] == m["pixel_exact"]   # a new cleaner gives back what it is shown
+    assert m["real_untouched"] == 1.0
