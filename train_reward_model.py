@@ -26,9 +26,9 @@ from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything
 
 PLOT_KEYS = ["loss", "reward_recall", "reward_precision", "reward_class_accuracy", "life_recall", "life_precision",
-             "game_over_right"]
+             "game_over_right", "life_recall_1_late", "game_over_1_off"]
 TARGETS = ("reward_recall", "reward_precision", "reward_class_accuracy", "life_recall", "life_precision",
-           "game_over_right")
+           "game_over_right", "life_recall_1_late", "game_over_1_off")
 
 
 @dataclass

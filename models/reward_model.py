@@ -129,6 +129,7 @@ class GameSteps:
     reward_class: np.ndarray  # (T,) int64 index into reward_values
     life_lost: np.ndarray     # (T,) bool
     game_over: np.ndarray     # (T,) bool
+    start_lives: int          # lives shown with the first frame
 
     def windows(self, steps: np.ndarray, context_frames: int) -> np.ndarray:
         """Inputs of ``steps``: uint8 (N, context_frames + 1, h, w), frames t - context + 1 .. t + 1,
@@ -148,7 +149,7 @@ def game_steps(ep: Episode, cfg: RewardModelConfig, source: str = "episode") -> 
                           for i in range(0, len(ep.frames), 512)])
     lives = ep.lives.astype(np.int64)
     return GameSteps(lit=lit, reward_class=match.argmax(1), life_lost=lives[1:] < lives[:-1],
-                     game_over=ep.terminated.astype(bool))
+                     game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
 
 
 def event_steps(game: GameSteps) -> np.ndarray:
@@ -209,14 +210,36 @@ def predict_game(model: RewardModel, game: GameSteps, batch_size: int = 256) -> 
     return StepOutcome(*(torch.cat([getattr(o, k) for o in outs]).cpu() for k in ("reward", "life_lost", "game_over")))
 
 
+def end_step(life_lost: np.ndarray, game_over: np.ndarray, start_lives: int) -> int:
+    """The step at which a game ends as ``NeuralBreakoutEnv`` ends it: the model says game over, or the
+    lives counted down from ``start_lives`` reach 0; -1 when it never ends."""
+    lives_left = start_lives - np.cumsum(life_lost)
+    ends = np.nonzero(game_over | (lives_left <= 0))[0]
+    return int(ends[0]) if len(ends) else -1
+
+
+def matched(true: np.ndarray, pred: np.ndarray, late: int) -> tuple[int, int]:
+    """(true events with a predicted one at most ``late`` steps after, predicted events with a true one
+    at most ``late`` steps before), for bool (T,) arrays."""
+    near_pred = np.zeros_like(pred)
+    near_true = np.zeros_like(true)
+    for k in range(late + 1):
+        near_pred[:len(pred) - k] |= pred[k:]
+        near_true[k:] |= true[:len(true) - k]
+    return int((true & near_pred).sum()), int((pred & near_true).sum())
+
+
 def evaluate(model: RewardModel, games: list[GameSteps]) -> dict[str, float]:
     """Per step over whole games: reward events' recall and precision, the right class among the events
-    found, lost lives' recall and precision, and the share of games whose game over (or its absence,
-    for a game cut short) is predicted at exactly the right step and nowhere else."""
-    found = real = predicted = right_class = lives_hit = lives_real = lives_pred = games_right = 0
+    found, lost lives' recall and precision (exactly at the step, and at most one step late, as when the
+    lives digit is redrawn a step after the count), and the share of games that end as the environment
+    would end them (``end_step``, lives counted from the game's first) at exactly the
+    right step, or never for a game cut short; and at most one step off."""
+    found = real = predicted = right_class = lives_hit = lives_real = lives_pred = late_hit = late_pred = 0
+    ends_right = ends_near = 0
+    values = np.asarray(model.config.reward_values, dtype=np.float32)
     for game in games:
         out = predict_game(model, game)
-        values = np.asarray(model.config.reward_values, dtype=np.float32)
         true_reward = values[game.reward_class]
         pred_reward = out.reward.numpy()
         hit = (true_reward > 0) & (pred_reward > 0)
@@ -228,12 +251,19 @@ def evaluate(model: RewardModel, games: list[GameSteps]) -> dict[str, float]:
         lives_hit += (lost & game.life_lost).sum()
         lives_real += game.life_lost.sum()
         lives_pred += lost.sum()
-        games_right += bool(np.array_equal(out.game_over.numpy(), game.game_over))
+        a, b = matched(game.life_lost, lost, late=1)
+        late_hit, late_pred = late_hit + a, late_pred + b
+        true_end = int(np.nonzero(game.game_over)[0][0]) if game.game_over.any() else -1
+        end = end_step(lost, out.game_over.numpy(), game.start_lives)
+        ends_right += end == true_end
+        ends_near += (end == -1) == (true_end == -1) and abs(end - true_end) <= 1
 
     def share(a: float, b: float) -> float:
         return float(a / b) if b else 1.0
 
     return {"reward_recall": share(found, real), "reward_precision": share(found, predicted),
             "reward_class_accuracy": share(right_class, found), "life_recall": share(lives_hit, lives_real),
-            "life_precision": share(lives_hit, lives_pred), "game_over_right": share(games_right, len(games)),
-            "reward_events": float(real), "lives_lost": float(lives_real), "games": float(len(games))}
+            "life_precision": share(lives_hit, lives_pred), "game_over_right": share(ends_right, len(games)),
+            "life_recall_1_late": share(late_hit, lives_real), "life_precision_1_late": share(late_pred, lives_pred),
+            "game_over_1_off": share(ends_near, len(games)), "reward_events": float(real),
+            "lives_lost": float(lives_real), "games": float(len(games))}
