@@ -273,7 +273,8 @@ class NeuralBreakoutEnv(gym.Env):
         self.score = float(self._check_count(options.get("score", 0), "score"))
         if self.reward_model is not None:
             with torch.inference_mode():
-                lit = lit_frames(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device), self.reward_model.config.pool)
+                rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)     # (n, H, W, 3)
+                lit = lit_frames(rgb, self.reward_model.config.pool)                       # (n, h, w)
                 self._lit = oldest_repeated(lit[None], self.reward_model.config.context_frames)  # (1, R, h, w)
         frames = frames[-self.state_length:]
         with torch.inference_mode():
