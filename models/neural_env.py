@@ -18,6 +18,7 @@ given to both."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from models.checkpoint import PRETRAINED_DIR, checkpoint_game
 from models.cli import UserError
 from models.frame_cleaner import FrameCleaner, load_frame_cleaner
 from models.latent_action import LatentActionModel, load_latent_action_model
+from models.reward_model import RewardModel, lit_frames, load_reward_model
 from models.runtime import pick_device
 
 ENV_ID = "NeuralBreakout-v0"
@@ -41,6 +43,7 @@ DEFAULT_CHECKPOINT_DIR = "checkpoints/pretrained"
 WORLD_MODEL_FILES = ("latent_action.pt", "best.pt")
 MAPPER_FILES = ("action_to_latent.pt", "action_to_latent_best.pt")
 CLEANER_FILE = "frame_cleaner.pt"   # optional: when present, it cleans every frame the world model draws
+REWARD_FILE = "reward_model.pt"     # optional: when present, it gives rewards, lives and game over
 CHECKPOINT_DIR_HELP = ("folder holding latent_action.pt (world model) and action_to_latent.pt (action mapper), "
                        "or the training folder's best.pt and action_to_latent_best.pt")
 ACTION_NAMES = ("NOOP", "FIRE", "RIGHT", "LEFT")
@@ -111,6 +114,16 @@ def load_cleaner(checkpoint_dir: str | os.PathLike | None, world_model: LatentAc
     return load_frame_cleaner(path, world_model.config, device) if path.is_file() else None
 
 
+def load_rewards(checkpoint_dir: str | os.PathLike | None, device: torch.device) -> RewardModel | None:
+    """The reward-and-end model in the folder (``REWARD_FILE``), or None, with a warning, when it has none."""
+    path = checkpoint_folder(checkpoint_dir) / REWARD_FILE
+    if path.is_file():
+        return load_reward_model(path, device)
+    warnings.warn(f"{path} is missing: the neural game's rewards are off (always 0, never terminated); "
+                  "train it with train_reward_model.py", stacklevel=3)
+    return None
+
+
 # ----------------------------------------------------------------------------- real starts
 
 def real_opening(emulator: gym.Env, num_frames: int, seed: int,
@@ -157,10 +170,13 @@ class NeuralBreakoutEnv(gym.Env):
     Observation: the predicted frame, uint8 (210, 160, 3), like the emulator's. Actions: Discrete(4),
     0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT.
 
-    The models predict frames only, and nothing in a predicted frame can be trusted to say that a
-    brick was hit or a life lost, so ``reward`` is always 0.0 and ``terminated`` always False; an
-    episode is ``truncated`` after ``max_episode_steps`` steps. ``info`` holds ``step`` (steps since
-    reset) and ``codes`` (the latent action used, int64 (num_latents,)). With a frame cleaner
+    Rewards come from the reward-and-end model (``models.reward_model``, the folder's ``REWARD_FILE``),
+    which reads the drawn frames: ``reward`` is the step's points, ``info["lives"]`` and
+    ``info["score"]`` are kept like ALE's, and ``terminated`` is True when the last life is lost (or
+    the model says the game is over), or at every lost life with ``terminal_on_life_loss``. Without
+    that file ``reward`` is always 0.0 and ``terminated`` always False (a warning says so once). An
+    episode is ``truncated`` after ``max_episode_steps`` steps. ``info`` also holds ``step`` (steps
+    since reset) and ``codes`` (the latent action used, int64 (num_latents,)). With a frame cleaner
     (``models.frame_cleaner``), each drawn frame is cleaned before it is shown and fed back.
 
     ``reset(seed, options={"frames": frames})`` starts from given real frames, uint8
@@ -168,7 +184,9 @@ class NeuralBreakoutEnv(gym.Env):
     are used). Without frames it starts from a fresh emulator game, chosen by the seed, after the
     actions of its opening (``real_opening``). The option ``previous_actions`` (default: none, a
     standing start) lists the actions that led to given frames, oldest first: Breakout's paddle is
-    still finishing the last moves, so they shape the first steps.
+    still finishing the last moves, so they shape the first steps. The options ``lives`` and ``score``
+    give the counters of given frames (default: a new game's lives, score 0); a start from the
+    emulator takes its lives, and its score is 0 (the opening is a serve, which scores nothing).
 
     ``temperature`` 0 takes the most likely latent and the most likely colour of each pixel; above
     0 both are sampled, from a generator seeded by ``reset``'s seed, so a seed repeats a game."""
@@ -179,10 +197,11 @@ class NeuralBreakoutEnv(gym.Env):
                  temperature: float = 0.0, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
                  game: str = "Breakout", render_mode: str | None = None,
                  models: tuple[LatentActionModel, ActionMapper] | None = None, clean_frames: bool = True,
-                 cleaner: FrameCleaner | None = None):
+                 cleaner: FrameCleaner | None = None, reward_model: RewardModel | None = None,
+                 terminal_on_life_loss: bool = False):
         """``models``: an already loaded (world model, mapper) pair, used instead of ``checkpoint_dir``;
-        ``cleaner`` goes with them. From ``checkpoint_dir``, the folder's ``CLEANER_FILE`` is used when
-        it has one and ``clean_frames`` is on."""
+        ``cleaner`` and ``reward_model`` go with them. From ``checkpoint_dir``, the folder's
+        ``CLEANER_FILE`` is used when it has one and ``clean_frames`` is on, and its ``REWARD_FILE``."""
         if temperature < 0:
             raise NeuralEnvError(f"temperature must be zero or more, got {temperature}")
         if max_episode_steps < 1:
@@ -194,6 +213,8 @@ class NeuralBreakoutEnv(gym.Env):
         if models is None and clean_frames:
             cleaner = load_cleaner(checkpoint_dir, self.world_model, self.device)
         self.cleaner = cleaner if clean_frames else None
+        self.reward_model = reward_model if models is not None else load_rewards(checkpoint_dir, self.device)
+        self.terminal_on_life_loss = terminal_on_life_loss
         cfg = self.world_model.config
         mapper_config = getattr(self.mapper, "config", None)
         mapper_actions = getattr(mapper_config, "num_actions", len(ACTION_NAMES))
@@ -223,16 +244,18 @@ class NeuralBreakoutEnv(gym.Env):
         self._frame: np.ndarray | None = None       # (H, W, 3) uint8, the latest frame
         self._history = [NOOP] * ACTION_MEMORY      # the actions that led to the latest frame, oldest first
         self._step = 0
+        self._lit: torch.Tensor | None = None      # (1, R, h, w) the last frames as the reward model reads them
+        self.lives, self.score = 0, 0.0
 
     # ----- gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"frames", "previous_actions"}
+        unknown = set(options) - {"frames", "previous_actions", "lives", "score"}
         if unknown:
-            raise NeuralEnvError(f"unknown reset option(s) {sorted(unknown)}; the options are 'frames' and "
-                                 "'previous_actions'")
+            raise NeuralEnvError(f"unknown reset option(s) {sorted(unknown)}; the options are 'frames', "
+                                 "'previous_actions', 'lives' and 'score'")
         before = options.get("previous_actions", ())
         if not isinstance(before, (list, tuple, np.ndarray)):
             raise NeuralEnvError(f"options['previous_actions'] must be a list of actions, got {type(before).__name__}")
@@ -244,6 +267,15 @@ class NeuralBreakoutEnv(gym.Env):
             # The same seed as real_opening(emulator, n, seed), so a seeded start can be replayed in the emulator.
             emulator_seed = seed if seed is not None else int(self.np_random.integers(2 ** 31))
             (frames, history), start = self._emulator_opening(emulator_seed), "emulator"
+            options.setdefault("lives", self._emulator.unwrapped.ale.lives())
+        self.lives = self._check_count(options.get("lives", self.reward_model.config.start_lives
+                                                   if self.reward_model else 0), "lives")
+        self.score = float(self._check_count(options.get("score", 0), "score"))
+        if self.reward_model is not None:
+            with torch.inference_mode():
+                rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)     # (n, H, W, 3)
+                lit = lit_frames(rgb, self.reward_model.config.pool)                       # (n, h, w)
+                self._lit = oldest_repeated(lit[None], self.reward_model.config.context_frames)  # (1, R, h, w)
         frames = frames[-self.state_length:]
         with torch.inference_mode():
             rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, n, H, W, 3)
@@ -254,7 +286,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._frame = self._rgb[0, -1].cpu().numpy()
         self._history = ([NOOP] * ACTION_MEMORY + history)[-ACTION_MEMORY:]
         self._step = 0
-        return self._frame.copy(), {"step": 0, "start": start}
+        return self._frame.copy(), {"step": 0, "start": start, "lives": self.lives, "score": self.score}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._indices is None:
@@ -294,9 +326,26 @@ class NeuralBreakoutEnv(gym.Env):
         self._frame = nxt_rgb[0].cpu().numpy()
         self._history = self._history[1:] + [action]
         self._step += 1
+        reward, terminated = self._outcome(nxt_rgb)
         truncated = self._step >= self.max_episode_steps
-        info = {"step": self._step, "codes": codes[0].cpu().numpy().astype(np.int64)}
-        return self._frame.copy(), 0.0, False, truncated, info
+        info = {"step": self._step, "codes": codes[0].cpu().numpy().astype(np.int64), "lives": self.lives,
+                "score": self.score}
+        return self._frame.copy(), reward, terminated, truncated, info
+
+    def _outcome(self, nxt_rgb: torch.Tensor) -> tuple[float, bool]:
+        """The reward model's reading of the step to the drawn frame (1, H, W, 3): reward and terminated;
+        the lives and the score move on."""
+        if self.reward_model is None:
+            return 0.0, False
+        with torch.inference_mode():
+            lit = torch.cat([self._lit, lit_frames(nxt_rgb, self.reward_model.config.pool)[:, None]], dim=1)
+            outcome = self.reward_model.predict(lit)                                                # (1,) each
+            self._lit = lit[:, 1:]
+        reward, life_lost = float(outcome.reward[0]), bool(outcome.life_lost[0])
+        self.score += reward
+        self.lives = max(0, self.lives - life_lost)
+        over = bool(outcome.game_over[0]) or (life_lost and self.lives == 0)
+        return reward, over or (life_lost and self.terminal_on_life_loss)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array" and self._frame is not None:
@@ -332,6 +381,13 @@ class NeuralBreakoutEnv(gym.Env):
             raise NeuralEnvError(f"options['frames'] holds {frames.shape[0]} frame(s) but the model needs at least "
                                  f"{self.context_length} (env.context_length)")
         return frames
+
+    @staticmethod
+    def _check_count(value: Any, what: str) -> int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)) \
+                or value < 0 or value != int(value):
+            raise NeuralEnvError(f"options['{what}'] must be a whole number, zero or more, got {value!r}")
+        return int(value)
 
     def _check_action(self, action: Any, what: str = "action") -> int:
         if isinstance(action, np.ndarray) and action.shape == ():

@@ -115,6 +115,7 @@ class Game:
         self.action = NOOP
         self.step_ms = 0.0            # moving average of one env.step, milliseconds
         self.frame: np.ndarray | None = None   # (H, W, 3) uint8, the frame shown
+        self.info: dict = {}                   # the env's last info (its score and lives, when it keeps them)
         self.screen: pygame.Surface | None = None
         self.font: pygame.font.Font | None = None
         self.clock = pygame.time.Clock()
@@ -140,7 +141,7 @@ class Game:
 
     def restart(self) -> None:
         """A fresh real start: a new seed each time, so R gives a different opening."""
-        self.frame, _ = self.env.reset(seed=self.seed + self.restarts)
+        self.frame, self.info = self.env.reset(seed=self.seed + self.restarts)
         self.restarts += 1
         self.step = 0
         self.action = NOOP
@@ -170,7 +171,7 @@ class Game:
         if self.action == NOOP:
             self.action = tapped
         start = time.perf_counter()
-        self.frame, _, terminated, truncated, _ = self.env.step(self.action)
+        self.frame, _, terminated, truncated, self.info = self.env.step(self.action)
         ms = (time.perf_counter() - start) * 1e3
         self.step_ms = ms if self.total_steps == 0 else SPEED_SMOOTHING * self.step_ms + (1 - SPEED_SMOOTHING) * ms
         self.step += 1
@@ -185,7 +186,8 @@ class Game:
 
     def status_lines(self) -> list[str]:
         speed = f"{1e3 / self.step_ms:.0f} steps/s" if self.step_ms > 0 else "-"
-        return [f"step {self.step}   action {ACTION_NAMES[self.action]}   temperature {self.env.temperature:g}",
+        counters = "".join(f"   {k} {self.info[k]:g}" for k in ("score", "lives") if k in self.info)
+        return [f"step {self.step}{counters}   action {ACTION_NAMES[self.action]}   temperature {self.env.temperature:g}",
                 f"model {self.step_ms:.1f} ms/step ({speed})   shown at {self.clock.get_fps():.0f} fps",
                 "SPACE fire  LEFT/RIGHT move  . noop  R restart  ESC/Q quit"]
 

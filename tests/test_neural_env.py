@@ -14,9 +14,9 @@ from gymnasium.utils.env_checker import check_env
 from models.atari import make_rgb_env
 from models.checkpoint import CheckpointError
 from models.cli import UserError
-from tiny_models import write_tiny_checkpoints
-from models.neural_env import (ACTION_MEMORY, ENV_ID, NOOP, NeuralBreakoutEnv, NeuralEnvError, paired_rollout,
-                               real_opening, real_start)
+from tiny_models import write_fixed_reward_model, write_tiny_checkpoints
+from models.neural_env import (ACTION_MEMORY, ENV_ID, FIRE, LEFT, NOOP, REWARD_FILE, NeuralBreakoutEnv,
+                               NeuralEnvError, paired_rollout, real_opening, real_start)
 
 H, W = 210, 160
 
@@ -47,7 +47,7 @@ def test_reset_and_step_follow_the_contract(tiny_dir: Path, start_frames: np.nda
     assert env.context_length == 2
     obs, info = env.reset(seed=0, options={"frames": start_frames})
     assert obs.shape == (H, W, 3) and obs.dtype == np.uint8
-    assert np.array_equal(obs, start_frames[-1]) and info == {"step": 0, "start": "frames"}
+    assert np.array_equal(obs, start_frames[-1]) and info == {"step": 0, "start": "frames", "lives": 0, "score": 0.0}
     for t, action in enumerate([0, 1, 2, 3, np.int64(2), np.array(3)], start=1):
         obs, reward, terminated, truncated, info = env.step(action)
         assert obs.shape == (H, W, 3) and obs.dtype == np.uint8
@@ -269,3 +269,75 @@ def test_paired_rollout_starts_both_from_the_same_frames(env: NeuralBreakoutEnv)
     assert np.array_equal(start, pair.start)
     assert np.array_equal(emulator.step(2)[0], pair.real[0])
     emulator.close()
+
+
+def tiny_with_rewards(folder: Path, tiny_dir: Path, reward_class: int, life_lost: bool) -> Path:
+    """The tiny world model and mapper with a reward model that says the same about every step."""
+    folder.mkdir(exist_ok=True)
+    for name in ("latent_action.pt", "action_to_latent.pt"):
+        (folder / name).write_bytes((tiny_dir / name).read_bytes())
+    write_fixed_reward_model(folder / REWARD_FILE, reward_class, life_lost)
+    return folder
+
+
+def test_rewards_lives_and_game_over_come_from_the_reward_model(tmp_path: Path, tiny_dir: Path,
+                                                                start_frames: np.ndarray) -> None:
+    env = NeuralBreakoutEnv(tiny_with_rewards(tmp_path / "seven", tiny_dir, reward_class=3, life_lost=True))
+    _, info = env.reset(seed=0, options={"frames": start_frames, "lives": 3, "score": 10})
+    assert (info["lives"], info["score"]) == (3, 10.0)
+    steps = [env.step(NOOP) for _ in range(3)]
+    assert [s[1] for s in steps] == [7.0, 7.0, 7.0]
+    assert [(s[4]["lives"], s[4]["score"]) for s in steps] == [(2, 17.0), (1, 24.0), (0, 31.0)]
+    assert [s[2] for s in steps] == [False, False, True]  # terminated when the last life is lost
+    _, info = env.reset(seed=0)                            # an emulator start: its lives, score 0
+    assert (info["lives"], info["score"]) == (5, 0.0)
+    env.close()
+    quiet = NeuralBreakoutEnv(tiny_with_rewards(tmp_path / "none", tiny_dir, reward_class=0, life_lost=False))
+    quiet.reset(seed=0, options={"frames": start_frames})
+    _, reward, terminated, _, info = quiet.step(NOOP)
+    assert (reward, terminated, info["lives"], info["score"]) == (0.0, False, 5, 0.0)  # a new game's lives
+
+
+def test_terminal_on_life_loss_ends_at_the_first_lost_life(tmp_path: Path, tiny_dir: Path,
+                                                           start_frames: np.ndarray) -> None:
+    folder = tiny_with_rewards(tmp_path, tiny_dir, reward_class=1, life_lost=True)
+    env = NeuralBreakoutEnv(folder, terminal_on_life_loss=True)
+    env.reset(seed=0, options={"frames": start_frames})
+    _, reward, terminated, _, info = env.step(NOOP)
+    assert (reward, terminated, info["lives"]) == (1.0, True, 4)
+
+
+def test_without_a_reward_model_rewards_are_off_and_said_so(tmp_path: Path, tiny_dir: Path,
+                                                            start_frames: np.ndarray) -> None:
+    for name in ("latent_action.pt", "action_to_latent.pt"):
+        (tmp_path / name).write_bytes((tiny_dir / name).read_bytes())
+    with pytest.warns(UserWarning, match=f"{tmp_path / REWARD_FILE} is missing: the neural game's rewards are off"):
+        env = NeuralBreakoutEnv(tmp_path)
+    env.reset(seed=0, options={"frames": start_frames})
+    assert env.step(NOOP)[1:3] == (0.0, False)
+
+
+def test_a_reward_file_of_another_stage_is_refused(tmp_path: Path, tiny_dir: Path) -> None:
+    for name in ("latent_action.pt", "action_to_latent.pt"):
+        (tmp_path / name).write_bytes((tiny_dir / name).read_bytes())
+    (tmp_path / REWARD_FILE).write_bytes((tiny_dir / "latent_action.pt").read_bytes())
+    with pytest.raises(CheckpointError, match=f"^checkpoint {tmp_path / REWARD_FILE} belongs to stage "
+                                              "'latent_action', not 'reward_model'$"):
+        NeuralBreakoutEnv(tmp_path)
+
+
+def test_bad_lives_or_score_are_refused(env: NeuralBreakoutEnv, start_frames: np.ndarray) -> None:
+    for option, value in (("lives", -1), ("score", 1.5), ("lives", "five")):
+        with pytest.raises(NeuralEnvError, match=f"options\\['{option}'\\] must be a whole number"):
+            env.reset(options={"frames": start_frames, option: value})
+
+
+def test_a_vector_env_steps_a_batch(tmp_path: Path, tiny_dir: Path) -> None:
+    folder = tiny_with_rewards(tmp_path, tiny_dir, reward_class=2, life_lost=False)
+    envs = gym.vector.SyncVectorEnv([lambda: NeuralBreakoutEnv(folder) for _ in range(2)])
+    obs, info = envs.reset(seed=[0, 1])
+    assert obs.shape == (2, H, W, 3) and info["lives"].tolist() == [5, 5]
+    obs, reward, terminated, truncated, info = envs.step(np.array([FIRE, LEFT]))
+    assert obs.shape == (2, H, W, 3) and reward.tolist() == [4.0, 4.0] and not terminated.any()
+    assert info["score"].tolist() == [4.0, 4.0]
+    envs.close()

@@ -60,7 +60,7 @@ class FakeEnv:
     def step(self, action: int):
         self.actions.append(action)
         self.x += {RIGHT: 4, LEFT: -4}.get(action, 0)
-        return self.frame(), 0.0, False, False, {}
+        return self.frame(), 1.0, False, False, {"score": float(len(self.actions)), "lives": 5}
 
 
 def scripted_game(env, held: list[dict[int, bool]], events: list[list[pygame.event.Event]], scale: int = 2) -> Game:
@@ -105,7 +105,8 @@ def test_status_line_is_below_the_frame() -> None:
     game.open()
     game.tick()
     lines = game.status_lines()
-    assert lines[0].startswith("step 1") and "action LEFT" in lines[0] and "temperature 0.5" in lines[0]
+    assert lines[0].startswith("step 1   score 1   lives 5") and "action LEFT" in lines[0]
+    assert "temperature 0.5" in lines[0]
     assert "ms/step" in lines[1]
     pixels = pygame.surfarray.array3d(game.screen).swapaxes(0, 1)
     assert pixels[H * 2:].any()  # text in the strip
@@ -169,6 +170,7 @@ def test_script_without_display_says_so(script, tiny_dir: Path, monkeypatch: pyt
     monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore::UserWarning")  # the tiny folder's "rewards are off" notice
     proc = script("play_neural_breakout.py", "--checkpoint_dir", str(tiny_dir), check=False, timeout=60)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

@@ -32,3 +32,19 @@ def write_tiny_checkpoints(directory: Path, num_codes: int | None = None) -> Pat
     save_checkpoint(directory / "action_to_latent.pt", stage="action_to_latent", model=ActionToLatent(mapper_cfg),
                     config=mapper_cfg, step=0)
     return directory
+
+
+def write_fixed_reward_model(path: Path, reward_class: int, life_lost: bool, game_over: bool = False) -> Path:
+    """A tiny reward model that says the same about every step: its last layer is all bias."""
+    from models.reward_model import STAGE, TINY_CONFIG, RewardModel, RewardModelConfig
+
+    model = RewardModel(RewardModelConfig(**TINY_CONFIG))
+    last = model.head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-10.0)
+        last.bias[reward_class] = 10.0
+        last.bias[-2] = 10.0 if life_lost else -10.0
+        last.bias[-1] = 10.0 if game_over else -10.0
+    save_checkpoint(path, stage=STAGE, model=model, config=model.config, step=0)
+    return path

@@ -1,0 +1,106 @@
+"""The reward-and-end model: its inputs and targets from episodes, its figures on known outcomes, its
+checkpoint stage, and train_reward_model.py end to end on games the test records itself."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.cli import UserError
+from models.episodes import Episode, save_episode
+from models.reward_model import (RewardModelConfig, end_step, evaluate, game_steps, lit_frames, load_reward_model,
+                                 matched)
+from tiny_models import write_fixed_reward_model
+
+
+def episode(rewards: list[float], lives: list[int], over: bool) -> Episode:
+    """A game of black frames with one grey pixel that moves right one px per step."""
+    t = len(rewards)
+    frames = np.zeros((t + 1, 210, 160, 3), np.uint8)
+    frames[np.arange(t + 1), 100, np.arange(t + 1) % 160] = 142
+    terminated = np.zeros(t, bool)
+    terminated[-1] = over
+    return Episode(frames=frames, actions=np.zeros(t, np.uint8), rewards=np.array(rewards, np.float32),
+                   lives=np.array(lives, np.uint8), terminated=terminated, metadata={"game": "Breakout"})
+
+
+def test_lit_frames_keep_a_single_pixel_after_pooling() -> None:
+    rgb = torch.zeros(2, 210, 160, 3, dtype=torch.uint8)
+    rgb[1, 101, 7, 2] = 1                                        # one dim blue pixel
+    lit = lit_frames(rgb, 2)
+    assert lit.shape == (2, 105, 80) and lit[0].sum() == 0
+    assert lit[1].sum() == 1 and lit[1, 50, 3] == 1
+
+
+def test_targets_and_windows_from_an_episode() -> None:
+    game = game_steps(episode([0, 1, 7, 0, 4], [5, 5, 5, 4, 4, 3], over=True), RewardModelConfig())
+    assert game.reward_class.tolist() == [0, 1, 3, 0, 2]
+    assert game.life_lost.tolist() == [False, False, True, False, True]
+    assert game.game_over.tolist() == [False, False, False, False, True] and game.start_lives == 5
+    windows = game.windows(np.array([0, 4]), context_frames=2)   # frames t-1, t, t+1; the first repeated
+    assert windows.shape == (2, 3, 105, 80)
+    assert [int(np.argmax(w.max(0))) for w in windows[0]] == [0, 0, 0]     # pixel x 0, 0, 1 -> cell 0
+    assert [int(np.argmax(w.max(0))) for w in windows[1]] == [1, 2, 2]     # pixel x 3, 4, 5
+
+
+def test_a_reward_outside_the_classes_is_refused() -> None:
+    with pytest.raises(UserError, match=r"^game 3 has rewards \[2.0\] that are not among --reward_values"):
+        game_steps(episode([0, 2], [5, 5, 5], over=False), RewardModelConfig(), "game 3")
+
+
+def test_end_step_and_late_matching() -> None:
+    lost = np.array([0, 1, 0, 1, 0], bool)
+    assert end_step(lost, np.zeros(5, bool), start_lives=2) == 3
+    assert end_step(lost, np.array([0, 0, 1, 0, 0], bool), start_lives=5) == 2
+    assert end_step(lost, np.zeros(5, bool), start_lives=5) == -1
+    true, pred = np.array([0, 1, 0, 0, 1, 0], bool), np.array([0, 0, 1, 0, 0, 0], bool)
+    assert matched(true, pred, late=0) == (0, 0)
+    assert matched(true, pred, late=1) == (1, 1)
+
+
+def test_figures_of_a_model_that_always_says_one_point_and_a_lost_life(tmp_path: Path) -> None:
+    model = load_reward_model(write_fixed_reward_model(tmp_path / "r.pt", reward_class=1, life_lost=True))
+    games = [game_steps(episode([0, 1, 7, 0], [3, 3, 2, 2, 1], over=False), model.config),
+             game_steps(episode([1, 0], [2, 1, 0], over=True), model.config)]
+    figures = evaluate(model, games)
+    assert figures["reward_recall"] == 1 and figures["reward_precision"] == 3 / 6
+    assert figures["reward_class_accuracy"] == 2 / 3                       # the 7 is called a 1
+    assert figures["life_recall"] == 1 and figures["life_precision"] == 4 / 6
+    # game 1 ends as the env ends it at step 2 (three lives lost), not never; game 2 at step 1, right
+    assert figures["game_over_right"] == 1 / 2 and figures["games"] == 2
+
+
+def test_a_checkpoint_of_another_stage_gets_one_sentence(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "other.pt", stage="frame_cleaner", model={}, config={}, step=0)
+    with pytest.raises(CheckpointError, match=f"^checkpoint {tmp_path / 'other.pt'} belongs to stage 'frame_cleaner', "
+                                              "not 'reward_model'$"):
+        load_reward_model(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_reward_model(tmp_path / "missing.pt")
+
+
+def test_training_script_end_to_end(tmp_path: Path, script) -> None:
+    data = tmp_path / "games"
+    data.mkdir()
+    for i in range(4):
+        save_episode(data / f"game_{i:05d}.npz", episode([0, 1, 0, 4, 0, 0, 7, 0], [5, 5, 5, 5, 4, 4, 4, 3, 3],
+                                                         over=i % 2 == 0))
+    out = tmp_path / "run"
+    proc = script("train_reward_model.py", "--preset", "tiny", "--data_dir", str(data), "--output_dir", str(out),
+                  "--seed", "1")
+    assert "held-out test games" in proc.stdout
+    assert {p.name for p in out.iterdir()} >= {"best.pt", "latest.pt", "metrics.csv", "metrics.png"}
+    model = load_reward_model(out / "best.pt")
+    assert model.config.channels == [4, 4] and model.config.start_lives == 5
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "test_reward_recall" in header and "loss" in header
+    script("train_reward_model.py", "--preset", "tiny", "--data_dir", str(data), "--output_dir", str(out),
+           "--resume", "--num_steps", "6")
+    assert load_checkpoint(out / "latest.pt")["step"] == 6
+    bad = script("train_reward_model.py", "--preset", "tiny", "--data_dir", str(tmp_path / "none"),
+                 "--output_dir", str(out), check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "does not exist" in bad.stderr
+    assert "--num_steps" in script("train_reward_model.py", "--help").stdout
