@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from models.breakout_damage import Palette
 from models.checkpoint import load_checkpoint, load_state, save_checkpoint
-from models.cli import arg, check_positive, parse_config, run_main
+from models.cli import RunFlags, arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
 from models.frame_cleaner import STAGE, cleaner_batch, cleaner_from_world_model, evaluate, train_step
 from models.frame_dataset import FramePool, PaletteIndexer, default_load_workers, fixed_windows, split_folders
@@ -31,7 +31,7 @@ PLOT_KEYS = ["loss", "cleaned_exact", "drawn_exact", "damaged_repaired", "real_u
 
 
 @dataclass
-class CleanerTrainConfig:
+class CleanerTrainConfig(RunFlags):
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz); each is split by game 80/10/10")
     world_model: str = arg(f"{DEFAULT_CHECKPOINT_DIR}/{WORLD_MODEL_FILES[0]}", "the world model whose frames are cleaned")
     output_dir: str = arg("checkpoints/frame_cleaner", "where checkpoints and metrics go", output="dir")
@@ -41,22 +41,13 @@ class CleanerTrainConfig:
     warmup_steps: int = arg(50, "steps of linear learning-rate warm-up")
     damage_share: float = arg(0.5, "share of each batch whose frame to clean is a damaged real frame; the rest "
                                    "are the world model's own one-step frames")
-    eval_every: int = arg(500, "steps between validations (and best.pt updates)")
-    save_every: int = arg(250, "steps between writes of latest.pt")
-    log_every: int = arg(25, "steps between rows of training metrics")
     num_val_windows: int = arg(256, "validation windows, spread over the validation games")
     memory_mb: float = arg(1024.0, "memory for training frames; more games rotate through it")
-    split_seed: int = arg(0, "seed of the train/val/test split of the games")
-    seed: int = arg(0, "seed of the sampling and the damage")
-    device: str = arg("auto", "auto, cpu, cuda or mps")
-    threads: int = arg(0, "torch CPU threads (0: torch's default)")
-    resume: bool = arg(False, "continue from latest.pt in --output_dir")
-    wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
-        check_positive(self, "num_steps", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
-                       "num_val_windows", "memory_mb")
-        check_positive(self, "warmup_steps", "threads", "damage_share", allow_zero=True)
+        super().__post_init__()
+        check_positive(self, "num_steps", "batch_size", "learning_rate", "num_val_windows", "memory_mb")
+        check_positive(self, "warmup_steps", "damage_share", allow_zero=True)
         if self.damage_share > 1:
             raise ValueError(f"--damage_share is a share of the batch, 0 to 1; got {self.damage_share}")
 

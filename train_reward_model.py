@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, load_state, save_checkpoint
-from models.cli import arg, check_positive, parse_config, run_main
+from models.cli import RunFlags, arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files, load_episode, recorded_game
 from models.frame_dataset import split_folders
 from models.reward_model import (STAGE, RewardModel, RewardModelConfig, event_steps, evaluate, game_steps,
@@ -32,7 +32,7 @@ TARGETS = ("reward_recall", "reward_precision", "reward_class_accuracy", "life_r
 
 
 @dataclass
-class RewardTrainConfig:
+class RewardTrainConfig(RunFlags):
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz); each is split by game 80/10/10")
     output_dir: str = arg("checkpoints/reward_model", "where checkpoints and metrics go", output="dir")
     num_steps: int = arg(2000, "training steps")
@@ -43,20 +43,11 @@ class RewardTrainConfig:
     pool: int = arg(2, "max-pool of the lit frames (px)")
     channels: list[int] = arg([16, 32, 32], "channels of the strided convolutions")
     hidden: int = arg(128, "width of the hidden layer")
-    eval_every: int = arg(500, "steps between validations on whole validation games (and best.pt updates)")
-    save_every: int = arg(250, "steps between writes of latest.pt")
-    log_every: int = arg(25, "steps between rows of training metrics")
-    split_seed: int = arg(0, "seed of the train/val/test split of the games")
-    seed: int = arg(0, "seed of the sampling and the initial weights")
-    device: str = arg("auto", "auto, cpu, cuda or mps")
-    threads: int = arg(0, "torch CPU threads (0: torch's default)")
-    resume: bool = arg(False, "continue from latest.pt in --output_dir")
-    wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
-        check_positive(self, "num_steps", "batch_size", "learning_rate", "context_frames", "pool", "hidden",
-                       "eval_every", "save_every", "log_every")
-        check_positive(self, "event_share", "threads", allow_zero=True)
+        super().__post_init__()
+        check_positive(self, "num_steps", "batch_size", "learning_rate", "context_frames", "pool", "hidden")
+        check_positive(self, "event_share", allow_zero=True)
         if self.event_share > 1:
             raise ValueError(f"--event_share is a share of the batch, 0 to 1; got {self.event_share}")
 

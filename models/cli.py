@@ -114,6 +114,24 @@ def check_positive(config: Any, *names: str, allow_zero: bool = False) -> None:
             raise ValueError(f"--{name} must be {bound}, got {value}")
 
 
+@dataclasses.dataclass
+class RunFlags:
+    """The flags training scripts share: a training config inherits them and adds its own."""
+    eval_every: int = arg(500, "steps between validations (and best.pt updates)")
+    save_every: int = arg(250, "steps between writes of latest.pt")
+    log_every: int = arg(25, "steps between rows of training metrics")
+    split_seed: int = arg(0, "seed of the train/val/test split of the games")
+    seed: int = arg(0, "seed of the weights, the sampling and anything else drawn at random")
+    device: str = arg("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda or mps")
+    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    resume: bool = arg(False, "continue from latest.pt in --output_dir")
+    wandb: bool = arg(False, "also log to Weights & Biases")
+
+    def __post_init__(self) -> None:
+        check_positive(self, "eval_every", "save_every", "log_every")
+        check_positive(self, "threads", allow_zero=True)
+
+
 def run_main(main: Callable[[], Any]) -> None:
     """Run a script's main(); user errors print one line to stderr and exit with status 1."""
     try:
