@@ -26,12 +26,13 @@ from pathlib import Path
 from models import closed_loop as cl
 from models import world_model_evaluation as ev
 from models.atari import make_rgb_env
-from models.cli import arg, check_positive, parse_config, run_main
+from models.cli import UserError, arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files
 from models.files import atomic_write
 from models.frame_dataset import split_games
 from models.neural_env import CHECKPOINT_DIR_HELP, DEFAULT_CHECKPOINT_DIR, NeuralBreakoutEnv
 from models.neural_game import captioned, side_by_side, write_gif, write_mp4
+from models.players import SCRIPTED_PLAYERS
 from models.runtime import pick_device, seed_everything
 
 
@@ -100,6 +101,9 @@ def write_side_by_side(path: Path, result: cl.ClosedLoop, scale: int, fps: float
 
 def closed_loop(config: EvaluateConfig, env: NeuralBreakoutEnv) -> None:
     """--closed_loop: play, write report.json, closed_loop.png and closed_loop.mp4, print the table."""
+    if config.game not in SCRIPTED_PLAYERS:
+        raise UserError(f"--closed_loop plays a ball follower that knows only {', '.join(SCRIPTED_PLAYERS)}, "
+                        f"not {config.game}")
     settings = cl.ClosedLoopSettings(num_games=config.num_starts, steps=config.steps, seed=cl.START_SEED + config.seed,
                                      oracle=config.oracle, repair_steps=config.repair_steps)
     emulator = make_rgb_env(config.game)

@@ -14,6 +14,7 @@ import pytest
 import evaluate_world_model
 from models import closed_loop as cl
 from models.atari import make_rgb_env
+from models.cli import UserError
 from models.neural_env import NeuralBreakoutEnv
 
 NAN = math.nan
@@ -92,6 +93,12 @@ def test_evaluate_closed_loop_writes_everything(tiny_dir: Path, tmp_path: Path, 
         assert video.count_frames() == 5 and video.get_meta_data()["size"][0] == 2 * 160 + 4
     assert (out / "closed_loop.gif").stat().st_size > 1000
     assert "paddle collapses" in capsys.readouterr().out
+
+
+def test_closed_loop_needs_a_follower_for_the_game(tiny_dir: Path, tmp_path: Path) -> None:
+    config = evaluate_world_model.EvaluateConfig(closed_loop=True, game="Pong", output_dir=str(tmp_path / "cl"))
+    with pytest.raises(UserError, match="knows only Breakout, not Pong"):
+        evaluate_world_model.closed_loop(config, NeuralBreakoutEnv(tiny_dir))
 
 
 def test_closed_loop_flags(tiny_dir: Path, tmp_path: Path) -> None:
