@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.breakout_objects import BALL_ROWS, BRICK_ROWS, FIELD_X, PADDLE_ROWS, _ball_mask
+from models.cli import UserError
 
 BALL_SIZE = (4, 2)          # rows, columns of the ball
 STRAY_ROWS = (BRICK_ROWS[1] + 4, PADDLE_ROWS[0] - 6)   # where a stray ball is drawn: the open field below the bricks
@@ -31,7 +32,8 @@ class Palette:
         black = np.flatnonzero((colours == 0).all(axis=1))
         red = np.flatnonzero((colours == (200, 72, 72)).all(axis=1))
         if not black.size or not red.size:
-            raise ValueError("the palette has no black or no ball/paddle colour (200, 72, 72): not Breakout's")
+            raise UserError("the palette has no black or no ball/paddle colour (200, 72, 72): the frames are not "
+                            "Breakout's, and the damages and the frame cleaner know only Breakout")
         return cls(colours=colours, black=int(black[0]), red=int(red[0]))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -94,6 +94,23 @@ def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "
     if unknown:
         raise CheckpointError(f"checkpoint {path} has config fields {sorted(unknown)} unknown to {cls.__name__}")
     return cls(**config)
+
+
+def load_model(path: str | os.PathLike, stage: str, config_cls: type, build: Callable[[Any], torch.nn.Module],
+               device: str | torch.device = "cpu", check: Callable[[Any], None] | None = None) -> torch.nn.Module:
+    """Rebuild a stage's model from its checkpoint alone, in eval mode on ``device``: ``build`` makes it
+    from the stored config, which ``check`` may refuse first (raising CheckpointError). A file of another
+    stage, a config the class does not accept or weights that do not fit get one sentence naming the file."""
+    payload = load_checkpoint(path, stage=stage, map_location="cpu")
+    try:
+        cfg = config_from_checkpoint(payload, config_cls, path)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} has an invalid {stage.replace('_', ' ')} config: {exc}") from exc
+    if check is not None:
+        check(cfg)
+    model = build(cfg)
+    load_state(model, payload["model"], path)
+    return model.to(device).eval()
 
 
 def load_state(module: torch.nn.Module, state: dict, path: str | os.PathLike = "checkpoint") -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from models.breakout_damage import Palette, erase_paddle_end, random_damage
-from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state
+from models.checkpoint import CheckpointError, load_model
 from models.latent_action import LatentActionConfig, LatentActionModel, WorldModel, pixel_loss, unfold_frames
 
 STAGE = "frame_cleaner"
@@ -73,18 +73,12 @@ def load_frame_cleaner(path: str | os.PathLike, world_config: LatentActionConfig
                        device: str | torch.device = "cpu") -> FrameCleaner:
     """The cleaner in ``path``, in eval mode; one sentence when the file is of another stage or its
     frames (size, palette, context) differ from the world model's."""
-    payload = load_checkpoint(path, stage=STAGE, map_location="cpu")
-    try:
-        cfg = config_from_checkpoint(payload, LatentActionConfig, path)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} has an invalid frame cleaner config: {exc}") from exc
-    frames = ("palette", "height", "width", "context_frames")
-    if any(getattr(cfg, k) != getattr(world_config, k) for k in frames):
-        raise CheckpointError(f"frame cleaner {path} was trained for other frames than the world model's "
-                              f"(palette, size or context frames differ)")
-    cleaner = FrameCleaner(cfg)
-    load_state(cleaner, payload["model"], path)
-    return cleaner.to(device).eval()
+    def same_frames(cfg: LatentActionConfig) -> None:
+        if any(getattr(cfg, k) != getattr(world_config, k) for k in ("palette", "height", "width", "context_frames")):
+            raise CheckpointError(f"frame cleaner {path} was trained for other frames than the world model's "
+                                  f"(palette, size or context frames differ)")
+
+    return load_model(path, STAGE, LatentActionConfig, FrameCleaner, device, check=same_frames)
 
 
 @dataclass

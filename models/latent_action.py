@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import world_model_metrics as wm
-from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state
+from models.checkpoint import CheckpointError, load_model
 from models.frame_dataset import Windows
 
 STAGE = "latent_action"
@@ -662,11 +662,4 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
 def load_latent_action_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LatentActionModel:
     """Rebuild the model from its checkpoint alone, in eval mode; a checkpoint of another stage or
     one that does not match its own config raises CheckpointError naming the file."""
-    payload = load_checkpoint(path, stage=STAGE, map_location="cpu")
-    try:
-        cfg = config_from_checkpoint(payload, LatentActionConfig, path)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} has an invalid latent action config: {exc}") from exc
-    model = LatentActionModel(cfg)
-    load_state(model, payload["model"], path)
-    return model.to(device).eval()
+    return load_model(path, STAGE, LatentActionConfig, LatentActionModel, device)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint, load_state
+from models.checkpoint import load_model
 from models.cli import UserError
 from models.episodes import Episode
 
@@ -110,14 +110,7 @@ class RewardModel(nn.Module):
 
 def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> RewardModel:
     """The model in ``path``, in eval mode; a file of another stage or with a foreign config gets one sentence."""
-    payload = load_checkpoint(path, stage=STAGE, map_location="cpu")
-    try:
-        cfg = config_from_checkpoint(payload, RewardModelConfig, path)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} has an invalid reward model config: {exc}") from exc
-    model = RewardModel(cfg)
-    load_state(model, payload["model"], path)
-    return model.to(device).eval()
+    return load_model(path, STAGE, RewardModelConfig, RewardModel, device)
 
 
 # ----------------------------------------------------------------------------- data

@@ -7,6 +7,7 @@ import pytest
 from models import breakout_damage as dmg
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
+from models.cli import UserError
 from models.frame_dataset import PaletteIndexer, palette_from_frames
 
 
@@ -67,7 +68,7 @@ def test_damage_leaves_its_input_and_the_rest_of_the_frame(mid_game) -> None:
 
 
 def test_palette_must_be_breakouts() -> None:
-    with pytest.raises(ValueError, match="not Breakout's"):
+    with pytest.raises(UserError, match="not Breakout's"):
         dmg.Palette.of([[0, 0, 0], [1, 2, 3]])
 
 
