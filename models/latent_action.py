@@ -477,7 +477,7 @@ class LatentActionModel(nn.Module):
         quantized = self.quantizer(self.encoder(context, next_frame))
         revealed = None
         if self.config.reveal_pass and self.training:
-            revealed = self.training_reveal(context, quantized.latent.detach(), next_frame)
+            revealed = self.training_reveal(context, quantized.latent.detach())
         prediction = self.decoder(context, quantized.latent, revealed)
         recon = self.reconstruction_loss(prediction, context[:, -1], next_frame)
         loss = recon + quantized.vq_loss + self.config.entropy_weight * quantized.entropy_loss
@@ -516,8 +516,9 @@ class LatentActionModel(nn.Module):
         if not self.config.reveal_pass:
             return self.prediction_indices(prediction, temperature, generator)
         revealed = first_pass_reveal(self.unfolded_probabilities(prediction), last, self.config.num_colours)
-        drawn = self.prediction_indices(self.unweighted(self.decode(context, codes, revealed), last), temperature, generator)
-        return torch.where(revealed < self.config.num_colours, revealed, drawn)
+        # The second pass has the last word: a committed pixel it does not draw (one that fits no
+        # object) is dropped, not kept as a speck that the next steps grow.
+        return self.prediction_indices(self.unweighted(self.decode(context, codes, revealed), last), temperature, generator)
 
     def unfolded_probabilities(self, prediction: torch.Tensor) -> torch.Tensor:
         """Folded palette logits (B, K, fold^2, h, w) -> each pixel's colour probabilities (B, K, H, W)."""
@@ -525,22 +526,18 @@ class LatentActionModel(nn.Module):
         probs = F.softmax(prediction, dim=1)
         return unfold_frames(probs.flatten(0, 1), self.config).view(b, k, self.config.height, self.config.width)
 
-    def training_reveal(self, context: torch.Tensor, latent: torch.Tensor, next_frame: torch.Tensor) -> torch.Tensor:
-        """What the second pass is told in training (B, H, W): as in play, the pixels a first pass
-        (run here without gradient) is sure of, but with the real frame's colours, and in each tile
-        one pixel, drawn at random, of those that really change where the first pass is unsure (so
-        what is revealed never contradicts the target). A share of windows (NO_REVEAL_SHARE) is told
-        nothing and keeps the first pass trained."""
-        k = self.config.num_colours
+    def training_reveal(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """What the second pass is told in training (B, H, W): exactly what play tells it, from a first
+        pass run here without gradient (``first_pass_reveal``). Its committed pixels are then wrong as
+        often as in play, so the second pass learns to draw an object where a commit fits one and to
+        drop a commit that fits none; told only true pixels, it kept every stray commit as a speck.
+        A share of windows (NO_REVEAL_SHARE) is told nothing and keeps the first pass trained."""
         with torch.no_grad():
-            probs = self.unfolded_probabilities(self.unweighted(self.decoder(context, latent), context[:, -1]))
-            sure = probs.max(1).values >= SURE                                        # (B, H, W)
-            changed = next_frame != context[:, -1]
-            score = torch.rand(next_frame.shape, device=next_frame.device) * (~sure & changed)
-            commit = tile_maxima(score, 0.0)
-            revealed = torch.where(sure | commit, next_frame, torch.full_like(next_frame, k))
-            blind = torch.rand(next_frame.shape[0], device=next_frame.device) < NO_REVEAL_SHARE
-            revealed[blind] = k
+            last = context[:, -1]
+            probs = self.unfolded_probabilities(self.unweighted(self.decoder(context, latent), last))
+            revealed = first_pass_reveal(probs, last, self.config.num_colours)
+            blind = torch.rand(revealed.shape[0], device=revealed.device) < NO_REVEAL_SHARE
+            revealed[blind] = self.config.num_colours
         return revealed
 
     def unweighted(self, prediction: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
