@@ -40,6 +40,8 @@ class RewardTrainConfig(RunFlags):
     learning_rate: float = arg(1e-3, "Adam learning rate")
     event_share: float = arg(0.5, "share of each batch drawn from steps at or next to a reward or a lost life")
     context_frames: int = arg(2, "frames before the step's next frame that the model sees")
+    recent_frames: int = arg(0, "of those and the next frame, how many the model sees as they are; the others only "
+                                "as how long ago each cell was lit (0: all as they are)")
     pool: int = arg(2, "max-pool of the lit frames (px)")
     channels: list[int] = arg([16, 32, 32], "channels of the strided convolutions")
     hidden: int = arg(128, "width of the hidden layer")
@@ -47,7 +49,7 @@ class RewardTrainConfig(RunFlags):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive(self, "num_steps", "batch_size", "learning_rate", "context_frames", "pool", "hidden")
-        check_positive(self, "event_share", allow_zero=True)
+        check_positive(self, "event_share", "recent_frames", allow_zero=True)
         if self.event_share > 1:
             raise ValueError(f"--event_share is a share of the batch, 0 to 1; got {self.event_share}")
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     folders = [list_episode_files(d) for d in cfg.data_dir]
     split = split_folders(folders, seed=cfg.split_seed)
     first = load_episode(split.train[0])
-    model_cfg = RewardModelConfig(context_frames=cfg.context_frames, pool=cfg.pool, channels=cfg.channels,
+    model_cfg = RewardModelConfig(context_frames=cfg.context_frames, recent_frames=cfg.recent_frames, pool=cfg.pool, channels=cfg.channels,
                                   hidden=cfg.hidden, height=first.frames.shape[1], width=first.frames.shape[2],
                                   start_lives=int(first.lives[0]),
                                   game=recorded_game([f for files in folders for f in files]) or "Breakout")

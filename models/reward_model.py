@@ -32,6 +32,7 @@ STAGE = "reward_model"
 class RewardModelConfig:
     reward_values: list[float] = field(default_factory=lambda: [0.0, 1.0, 4.0, 7.0])  # class i means reward_values[i]
     context_frames: int = 2                 # frames before the step's next frame
+    recent_frames: int = 0                  # frames seen as they are, the rest as frames_since_lit (0: all as they are)
     pool: int = 2                           # max-pool of the lit mask (px)
     height: int = 210
     width: int = 160
@@ -45,10 +46,16 @@ class RewardModelConfig:
             raise ValueError(f"reward_values must start with 0 (no reward), got {self.reward_values}")
         if self.context_frames < 1 or self.pool < 1 or not self.channels:
             raise ValueError("context_frames, pool and channels must be positive")
+        if not 0 <= self.recent_frames <= self.context_frames + 1:
+            raise ValueError(f"recent_frames must be 0 to context_frames + 1, got {self.recent_frames}")
 
     @property
     def input_shape(self) -> tuple[int, int]:
         return -(-self.height // self.pool), -(-self.width // self.pool)
+
+    @property
+    def input_channels(self) -> int:
+        return self.recent_frames + 1 if self.recent_frames else self.context_frames + 1
 
 
 TINY_CONFIG = dict(channels=[4, 4], hidden=8)
@@ -61,6 +68,16 @@ def lit_frames(rgb: torch.Tensor, pool: int) -> torch.Tensor:
     lead = lit.shape[:-2]
     pooled = F.max_pool2d(lit.reshape(-1, 1, *lit.shape[-2:]), pool, ceil_mode=True)
     return pooled.reshape(*lead, *pooled.shape[-2:])
+
+
+def frames_since_lit(lit: torch.Tensor) -> torch.Tensor:
+    """Lit frames (B, N, h, w), oldest first -> (B, 1, h, w): how many frames before the newest each cell
+    was last lit, over N (1: in none). A ball that has left the screen leaves a trail whose ages say how
+    long ago it left and how fast it went, which is what tells the step Breakout counts the lost life."""
+    n = lit.shape[1]
+    order = torch.arange(1, n + 1, device=lit.device, dtype=lit.dtype).view(1, n, 1, 1)
+    newest = (lit * order).amax(1, keepdim=True)                            # 1 + index of the newest lit frame
+    return (n - newest) / n
 
 
 @dataclass
@@ -79,18 +96,24 @@ class RewardModel(nn.Module):
         super().__init__()
         self.config = cfg
         layers: list[nn.Module] = []
-        channels = cfg.context_frames + 1
+        channels = cfg.input_channels
         for i, out in enumerate(cfg.channels):
             layers += [nn.Conv2d(channels, out, 4 if i == 0 else 3, stride=2), nn.ReLU()]
             channels = out
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
-            size = self.features(torch.zeros(1, cfg.context_frames + 1, *cfg.input_shape)).shape[1]
+            size = self.features(torch.zeros(1, cfg.input_channels, *cfg.input_shape)).shape[1]
         self.head = nn.Sequential(nn.Linear(size, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, len(cfg.reward_values) + 2))
         self.register_buffer("values", torch.tensor(cfg.reward_values, dtype=torch.float32), persistent=False)
 
     def forward(self, lit: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(lit))
+        return self.head(self.features(self.inputs(lit)))
+
+    def inputs(self, lit: torch.Tensor) -> torch.Tensor:
+        """The lit window (B, context_frames + 1, h, w) as the convolutions read it: all of it, or the last
+        ``recent_frames`` frames and ``frames_since_lit`` of the whole window."""
+        k = self.config.recent_frames
+        return torch.cat([lit[:, -k:], frames_since_lit(lit)], 1) if k else lit
 
     @torch.inference_mode()
     def predict(self, lit: torch.Tensor) -> StepOutcome:
