@@ -168,11 +168,23 @@ def game_steps(ep: Episode, cfg: RewardModelConfig, source: str = "episode") -> 
                      game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
 
 
-def event_steps(game: GameSteps) -> np.ndarray:
-    """Steps with an event, and the steps just before and after (where the digits are redrawn)."""
-    events = np.nonzero((game.reward_class > 0) | game.life_lost | game.game_over)[0]
-    near = np.concatenate([events - 1, events, events + 1])
-    return np.unique(near[(near >= 0) & (near < len(game.reward_class))])
+@dataclass
+class EventSteps:
+    """Steps of one game at or next to an event, where the model has something to tell."""
+    rewards: np.ndarray   # steps with points, and the steps just before and after (where the digits are redrawn)
+    lives: np.ndarray     # steps with a lost life or the end, and two steps either side (the ball's exit is timed)
+
+
+def near(events: np.ndarray, num_steps: int, reach: int) -> np.ndarray:
+    """The steps ``events`` and those up to ``reach`` before and after, inside 0 .. num_steps - 1."""
+    steps = (events[:, None] + np.arange(-reach, reach + 1)).ravel()
+    return np.unique(steps[(steps >= 0) & (steps < num_steps)])
+
+
+def event_steps(game: GameSteps) -> EventSteps:
+    num_steps = len(game.reward_class)
+    return EventSteps(rewards=near(np.nonzero(game.reward_class > 0)[0], num_steps, 1),
+                      lives=near(np.nonzero(game.life_lost | game.game_over)[0], num_steps, 2))
 
 
 @dataclass
@@ -193,16 +205,18 @@ def make_batch(game: GameSteps, steps: np.ndarray, cfg: RewardModelConfig) -> Ba
                  life_lost=torch.from_numpy(game.life_lost[steps]), game_over=torch.from_numpy(game.game_over[steps]))
 
 
-def sample_batch(games: list[GameSteps], events: list[np.ndarray], cfg: RewardModelConfig, batch_size: int,
-                 event_share: float, rng: np.random.Generator) -> Batch:
+def sample_batch(games: list[GameSteps], events: list[EventSteps], cfg: RewardModelConfig, batch_size: int,
+                 event_share: float, rng: np.random.Generator, life_share: float = 0.0) -> Batch:
     """``event_share`` of the batch from steps at or next to an event (rare: a few % of steps), the rest
-    from all steps; games drawn in proportion to their length."""
+    from all steps; games drawn in proportion to their length. Of the event steps, ``life_share`` come
+    from those near a lost life (0: all events alike, and an agent's game holds some 300 rewards to 5 lives)."""
     lengths = np.array([len(g.reward_class) for g in games], dtype=np.float64)
     parts = []
     for i in range(batch_size):
         g = int(rng.choice(len(games), p=lengths / lengths.sum()))
-        near = events[g]
-        step = int(rng.choice(near)) if len(near) and rng.random() < event_share else int(rng.integers(lengths[g]))
+        both = np.union1d(events[g].rewards, events[g].lives)
+        pool = events[g].lives if life_share and len(events[g].lives) and rng.random() < life_share else both
+        step = int(rng.choice(pool)) if len(pool) and rng.random() < event_share else int(rng.integers(lengths[g]))
         parts.append(make_batch(games[g], np.array([step]), cfg))
     return Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in ("lit", "reward_class", "life_lost", "game_over")))
 

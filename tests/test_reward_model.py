@@ -11,8 +11,8 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models.cli import UserError
 from models.episodes import Episode, save_episode
-from models.reward_model import (TINY_CONFIG, RewardModel, RewardModelConfig, end_step, evaluate, frames_since_lit,
-                                 game_steps, lit_frames, load_reward_model, matched)
+from models.reward_model import (TINY_CONFIG, RewardModel, RewardModelConfig, end_step, evaluate, event_steps,
+                                 frames_since_lit, game_steps, lit_frames, load_reward_model, matched, sample_batch)
 from tiny_models import write_fixed_reward_model
 
 
@@ -61,6 +61,18 @@ def test_targets_and_windows_from_an_episode() -> None:
     assert windows.shape == (2, 3, 105, 80)
     assert [int(np.argmax(w.max(0))) for w in windows[0]] == [0, 0, 0]     # pixel x 0, 0, 1 -> cell 0
     assert [int(np.argmax(w.max(0))) for w in windows[1]] == [1, 2, 2]     # pixel x 3, 4, 5
+
+
+def test_batches_drawn_near_lost_lives_as_asked() -> None:
+    cfg = RewardModelConfig()
+    game = game_steps(episode([1] * 10 + [0] * 10, [5] * 15 + [4] * 6, over=False), cfg)   # a life lost at step 14
+    events = event_steps(game)
+    assert events.rewards.tolist() == list(range(11)) and events.lives.tolist() == [12, 13, 14, 15, 16]
+    rng = np.random.default_rng(0)
+    batch = sample_batch([game], [events], cfg, batch_size=32, event_share=1.0, rng=rng, life_share=1.0)
+    assert batch.life_lost.sum() > 0 and (batch.reward_class == 0).all()     # only steps 12-16 drawn
+    batch = sample_batch([game], [events], cfg, batch_size=64, event_share=1.0, rng=rng)
+    assert (batch.reward_class > 0).float().mean() > 0.5                     # events alike: mostly the rewards
 
 
 def test_a_reward_outside_the_classes_is_refused() -> None:
