@@ -3,9 +3,13 @@ read from frames, so that the neural game can hand out rewards, lives and game o
 
 From the last ``context_frames`` frames and the next one it predicts the step's reward class (one of
 ``reward_values``, Breakout: 0, 1, 4, 7 points), whether a life was lost and whether the game ended.
-Why several frames: Breakout redraws its score and lives digits one agent step after the brick
-vanished or the ball left in about half the cases, so the step is told by the brick band and the
-ball, and the digits confirm it a step later, which the frames before must show as already counted.
+Why several frames: Breakout may redraw its score a step after the brick vanished, so the frames
+before must show a reward as already counted. A lost life is counted 2-9 agent steps after the last
+frame that shows the ball (later for a slower ball and one last seen higher: it falls on unseen); the
+lives digit changes on that step for most lives, a step later for some (236 and 20 of 256 in the
+recordings) and never for the last one (63 of 63), whose step only the ball's exit tells: seeing the
+slowest ball's last two frames takes ``context_frames`` 10 or more. With ``recent_frames`` the older
+frames are folded into one map of how long ago each cell was lit (``frames_since_lit``).
 
 Input: frames reduced to "lit or not" (any non-black channel), max-pooled by ``pool`` so the 2x4 px
 ball survives, float (B, context_frames + 1, H / pool, W / pool). Colour is left out: the brick's
