@@ -1,5 +1,6 @@
-"""Benchmark of stage 5 on this machine: one game step (mapper, world model and frame cleaner if any)
-at batch 1, wall clock and CPU time, with the trained weights or, without them, a random model of the default config.
+"""Benchmark of stage 5 on this machine: one game step (mapper, world model, and the frame cleaner and the
+reward model if any) at batch 1, wall clock and CPU time, with the trained weights or, without them, a random
+model of the default config; and the steps per second of a batch of games in a gymnasium SyncVectorEnv.
 The play targets against the emulator (controllability, open loop) are measured by
 evaluate_world_model.py.
 
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -59,8 +61,8 @@ def time_call_both(fn, repeats: int) -> tuple[float, float]:
 
 
 def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """(wall, CPU) seconds per env.step, and per call of each model alone (the frame cleaner too, when
-    the game has one), at batch 1."""
+    """(wall, CPU) seconds per env.step, and per call of each model alone (the frame cleaner and the
+    reward model too, when the game has them), at batch 1."""
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     step = time_call_both(lambda: env.step(int(rng.integers(len(ACTION_NAMES)))), repeats)
@@ -73,10 +75,28 @@ def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str,
         world = time_call_both(lambda: env.world_model.predict_next(context_idx, codes, env.temperature,
                                                                     env._generator), repeats)
         timings = {"step": step, "mapper": mapper, "world_model": world}
+        drawn = env.world_model.predict_next(context_idx, codes)                    # (1, H, W)
         if env.cleaner is not None:
-            drawn = env.world_model.predict_next(context_idx, codes)
             timings["frame_cleaner"] = time_call_both(lambda: env.cleaner.clean(context_idx[:, 1:], drawn), repeats)
+        if env.reward_model is not None:
+            drawn_rgb = env.world_model.to_rgb(drawn)                                # (1, H, W, 3)
+            timings["reward_model"] = time_call_both(lambda: env._outcome(drawn_rgb), repeats)
     return timings
+
+
+def vector_steps_per_second(env: NeuralBreakoutEnv, num_envs: int, repeats: int, seed: int = 0) -> tuple[float, float]:
+    """(wall, CPU) game steps per second of a gymnasium SyncVectorEnv of ``num_envs`` games that share
+    ``env``'s models, each batch step counting ``num_envs`` game steps."""
+    def make() -> NeuralBreakoutEnv:
+        return NeuralBreakoutEnv(device=env.device, temperature=env.temperature, models=(env.world_model, env.mapper),
+                                 cleaner=env.cleaner, reward_model=env.reward_model)
+
+    envs = gym.vector.SyncVectorEnv([make for _ in range(num_envs)])
+    envs.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    wall, cpu = time_call_both(lambda: envs.step(rng.integers(len(ACTION_NAMES), size=num_envs)), repeats)
+    envs.close()
+    return num_envs / wall, num_envs / cpu
 
 
 # ------------------------------------------------------------------------------- screenshot
@@ -143,6 +163,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--repeats", type=int, default=100, help="timed steps")
+    parser.add_argument("--num_envs", type=int, default=8, help="games in the vector env (0: skip it)")
     parser.add_argument("--screenshot", default=None, help="save a screenshot of the play window under Xvfb here")
     args = parser.parse_args()
     if args.threads:
@@ -166,6 +187,9 @@ def main() -> None:
         parts = ", ".join(f"{name.replace('_', ' ')} {t[i] * 1e3:.1f} ms" for name, t in timing.items() if name != "step")
         print(f"game step, batch 1, {clock}: {timing['step'][i] * 1e3:.1f} ms/step = "
               f"{1 / timing['step'][i]:.0f} steps/s  ({parts})")
+    if args.num_envs:
+        wall, cpu = vector_steps_per_second(env, args.num_envs, max(1, args.repeats // args.num_envs))
+        print(f"SyncVectorEnv of {args.num_envs} games: {wall:.0f} game steps/s wall clock, {cpu:.0f} by CPU time")
     print(f"load average {load:.1f} on {os.cpu_count()} cores: wall clock above CPU time means other work shared the cores")
     if trained:
         print("controllability and open loop against the emulator: python evaluate_world_model.py")
