@@ -39,10 +39,7 @@ class RewardTrainConfig(RunFlags):
     batch_size: int = arg(64, "steps per training batch")
     learning_rate: float = arg(1e-3, "Adam learning rate")
     event_share: float = arg(0.5, "share of each batch drawn from steps at or next to a reward or a lost life")
-    life_share: float = arg(0.0, "share of those drawn from steps near a lost life (0: all events alike)")
     context_frames: int = arg(2, "frames before the step's next frame that the model sees")
-    recent_frames: int = arg(0, "of those and the next frame, how many the model sees as they are; the others only "
-                                "as how long ago each cell was lit (0: all as they are)")
     pool: int = arg(2, "max-pool of the lit frames (px)")
     channels: list[int] = arg([16, 32, 32], "channels of the strided convolutions")
     hidden: int = arg(128, "width of the hidden layer")
@@ -50,9 +47,9 @@ class RewardTrainConfig(RunFlags):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive(self, "num_steps", "batch_size", "learning_rate", "context_frames", "pool", "hidden")
-        check_positive(self, "event_share", "life_share", "recent_frames", allow_zero=True)
-        if max(self.event_share, self.life_share) > 1:
-            raise ValueError(f"--event_share and --life_share are shares, 0 to 1; got {self.event_share}, {self.life_share}")
+        check_positive(self, "event_share", allow_zero=True)
+        if self.event_share > 1:
+            raise ValueError(f"--event_share is a share of the batch, 0 to 1; got {self.event_share}")
 
 
 PRESETS = {"tiny": dict(num_steps=4, batch_size=4, channels=[4, 4], hidden=8, eval_every=2, save_every=2, log_every=1)}
@@ -68,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     folders = [list_episode_files(d) for d in cfg.data_dir]
     split = split_folders(folders, seed=cfg.split_seed)
     first = load_episode(split.train[0])
-    model_cfg = RewardModelConfig(context_frames=cfg.context_frames, recent_frames=cfg.recent_frames, pool=cfg.pool, channels=cfg.channels,
+    model_cfg = RewardModelConfig(context_frames=cfg.context_frames, pool=cfg.pool, channels=cfg.channels,
                                   hidden=cfg.hidden, height=first.frames.shape[1], width=first.frames.shape[2],
                                   start_lives=int(first.lives[0]),
                                   game=recorded_game([f for files in folders for f in files]) or "Breakout")
@@ -112,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics: dict[str, float] = {}
     bar = tqdm(total=cfg.num_steps, initial=step, desc="reward model")
     while step < cfg.num_steps:
-        batch = sample_batch(train, events, model_cfg, cfg.batch_size, cfg.event_share, rng, cfg.life_share)
+        batch = sample_batch(train, events, model_cfg, cfg.batch_size, cfg.event_share, rng)
         loss, train_metrics = train_step(model, optimizer, batch.to(device))
         step += 1
         bar.update(1)

@@ -8,8 +8,7 @@ before must show a reward as already counted. A lost life is counted 2-9 agent s
 frame that shows the ball (later for a slower ball and one last seen higher: it falls on unseen); the
 lives digit changes on that step for most lives, a step later for some (236 and 20 of 256 in the
 recordings) and never for the last one (63 of 63), whose step only the ball's exit tells: seeing the
-slowest ball's last two frames takes ``context_frames`` 10 or more. With ``recent_frames`` the older
-frames are folded into one map of how long ago each cell was lit (``frames_since_lit``).
+slowest ball's last two frames takes ``context_frames`` 10 or more.
 
 Input: frames reduced to "lit or not" (any non-black channel), max-pooled by ``pool`` so the 2x4 px
 ball survives, float (B, context_frames + 1, H / pool, W / pool). Colour is left out: the brick's
@@ -36,7 +35,6 @@ STAGE = "reward_model"
 class RewardModelConfig:
     reward_values: list[float] = field(default_factory=lambda: [0.0, 1.0, 4.0, 7.0])  # class i means reward_values[i]
     context_frames: int = 2                 # frames before the step's next frame
-    recent_frames: int = 0                  # frames seen as they are, the rest as frames_since_lit (0: all as they are)
     pool: int = 2                           # max-pool of the lit mask (px)
     height: int = 210
     width: int = 160
@@ -50,16 +48,10 @@ class RewardModelConfig:
             raise ValueError(f"reward_values must start with 0 (no reward), got {self.reward_values}")
         if self.context_frames < 1 or self.pool < 1 or not self.channels:
             raise ValueError("context_frames, pool and channels must be positive")
-        if not 0 <= self.recent_frames <= self.context_frames + 1:
-            raise ValueError(f"recent_frames must be 0 to context_frames + 1, got {self.recent_frames}")
 
     @property
     def input_shape(self) -> tuple[int, int]:
         return -(-self.height // self.pool), -(-self.width // self.pool)
-
-    @property
-    def input_channels(self) -> int:
-        return self.recent_frames + 1 if self.recent_frames else self.context_frames + 1
 
 
 TINY_CONFIG = dict(channels=[4, 4], hidden=8)
@@ -72,16 +64,6 @@ def lit_frames(rgb: torch.Tensor, pool: int) -> torch.Tensor:
     lead = lit.shape[:-2]
     pooled = F.max_pool2d(lit.reshape(-1, 1, *lit.shape[-2:]), pool, ceil_mode=True)
     return pooled.reshape(*lead, *pooled.shape[-2:])
-
-
-def frames_since_lit(lit: torch.Tensor) -> torch.Tensor:
-    """Lit frames (B, N, h, w), oldest first -> (B, 1, h, w): how many frames before the newest each cell
-    was last lit, over N (1: in none). A ball that has left the screen leaves a trail whose ages say how
-    long ago it left and how fast it went, which is what tells the step Breakout counts the lost life."""
-    n = lit.shape[1]
-    order = torch.arange(1, n + 1, device=lit.device, dtype=lit.dtype).view(1, n, 1, 1)
-    newest = (lit * order).amax(1, keepdim=True)                            # 1 + index of the newest lit frame
-    return (n - newest) / n
 
 
 @dataclass
@@ -100,24 +82,18 @@ class RewardModel(nn.Module):
         super().__init__()
         self.config = cfg
         layers: list[nn.Module] = []
-        channels = cfg.input_channels
+        channels = cfg.context_frames + 1
         for i, out in enumerate(cfg.channels):
             layers += [nn.Conv2d(channels, out, 4 if i == 0 else 3, stride=2), nn.ReLU()]
             channels = out
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
-            size = self.features(torch.zeros(1, cfg.input_channels, *cfg.input_shape)).shape[1]
+            size = self.features(torch.zeros(1, cfg.context_frames + 1, *cfg.input_shape)).shape[1]
         self.head = nn.Sequential(nn.Linear(size, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, len(cfg.reward_values) + 2))
         self.register_buffer("values", torch.tensor(cfg.reward_values, dtype=torch.float32), persistent=False)
 
     def forward(self, lit: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(self.inputs(lit)))
-
-    def inputs(self, lit: torch.Tensor) -> torch.Tensor:
-        """The lit window (B, context_frames + 1, h, w) as the convolutions read it: all of it, or the last
-        ``recent_frames`` frames and ``frames_since_lit`` of the whole window."""
-        k = self.config.recent_frames
-        return torch.cat([lit[:, -k:], frames_since_lit(lit)], 1) if k else lit
+        return self.head(self.features(lit))
 
     @torch.inference_mode()
     def predict(self, lit: torch.Tensor) -> StepOutcome:
@@ -172,23 +148,11 @@ def game_steps(ep: Episode, cfg: RewardModelConfig, source: str = "episode") -> 
                      game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
 
 
-@dataclass
-class EventSteps:
-    """Steps of one game at or next to an event, where the model has something to tell."""
-    rewards: np.ndarray   # steps with points, and the steps just before and after (where the digits are redrawn)
-    lives: np.ndarray     # steps with a lost life or the end, and two steps either side (the ball's exit is timed)
-
-
-def near(events: np.ndarray, num_steps: int, reach: int) -> np.ndarray:
-    """The steps ``events`` and those up to ``reach`` before and after, inside 0 .. num_steps - 1."""
-    steps = (events[:, None] + np.arange(-reach, reach + 1)).ravel()
-    return np.unique(steps[(steps >= 0) & (steps < num_steps)])
-
-
-def event_steps(game: GameSteps) -> EventSteps:
-    num_steps = len(game.reward_class)
-    return EventSteps(rewards=near(np.nonzero(game.reward_class > 0)[0], num_steps, 1),
-                      lives=near(np.nonzero(game.life_lost | game.game_over)[0], num_steps, 2))
+def event_steps(game: GameSteps) -> np.ndarray:
+    """Steps with an event, and the steps just before and after (where the digits are redrawn)."""
+    events = np.nonzero((game.reward_class > 0) | game.life_lost | game.game_over)[0]
+    near = np.concatenate([events - 1, events, events + 1])
+    return np.unique(near[(near >= 0) & (near < len(game.reward_class))])
 
 
 @dataclass
@@ -209,18 +173,16 @@ def make_batch(game: GameSteps, steps: np.ndarray, cfg: RewardModelConfig) -> Ba
                  life_lost=torch.from_numpy(game.life_lost[steps]), game_over=torch.from_numpy(game.game_over[steps]))
 
 
-def sample_batch(games: list[GameSteps], events: list[EventSteps], cfg: RewardModelConfig, batch_size: int,
-                 event_share: float, rng: np.random.Generator, life_share: float = 0.0) -> Batch:
+def sample_batch(games: list[GameSteps], events: list[np.ndarray], cfg: RewardModelConfig, batch_size: int,
+                 event_share: float, rng: np.random.Generator) -> Batch:
     """``event_share`` of the batch from steps at or next to an event (rare: a few % of steps), the rest
-    from all steps; games drawn in proportion to their length. Of the event steps, ``life_share`` come
-    from those near a lost life (0: all events alike, and an agent's game holds some 300 rewards to 5 lives)."""
+    from all steps; games drawn in proportion to their length."""
     lengths = np.array([len(g.reward_class) for g in games], dtype=np.float64)
     parts = []
     for i in range(batch_size):
         g = int(rng.choice(len(games), p=lengths / lengths.sum()))
-        both = np.union1d(events[g].rewards, events[g].lives)
-        pool = events[g].lives if life_share and len(events[g].lives) and rng.random() < life_share else both
-        step = int(rng.choice(pool)) if len(pool) and rng.random() < event_share else int(rng.integers(lengths[g]))
+        near = events[g]
+        step = int(rng.choice(near)) if len(near) and rng.random() < event_share else int(rng.integers(lengths[g]))
         parts.append(make_batch(games[g], np.array([step]), cfg))
     return Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in ("lit", "reward_class", "life_lost", "game_over")))
 

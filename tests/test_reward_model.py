@@ -11,8 +11,8 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models.cli import UserError
 from models.episodes import Episode, save_episode
-from models.reward_model import (TINY_CONFIG, RewardModel, RewardModelConfig, end_step, evaluate, event_steps,
-                                 frames_since_lit, game_steps, lit_frames, load_reward_model, matched, sample_batch)
+from models.reward_model import (RewardModelConfig, end_step, evaluate, game_steps, lit_frames, load_reward_model,
+                                 matched)
 from tiny_models import write_fixed_reward_model
 
 
@@ -35,23 +35,6 @@ def test_lit_frames_keep_a_single_pixel_after_pooling() -> None:
     assert lit[1].sum() == 1 and lit[1, 50, 3] == 1
 
 
-def test_frames_since_lit_tell_how_long_ago_the_ball_left() -> None:
-    lit = torch.zeros(1, 4, 2, 2)                                 # 4 frames, oldest first
-    lit[0, 0, 0, 0] = lit[0, 2, 0, 1] = 1                         # a ball seen 3 and 1 frames before the newest
-    lit[0, :, 1, 1] = 1                                           # a wall, lit in every frame
-    assert frames_since_lit(lit).tolist() == [[[[3 / 4, 1 / 4], [1.0, 0.0]]]]
-
-
-def test_a_model_of_recent_frames_reads_the_whole_window_through_their_ages() -> None:
-    model = RewardModel(RewardModelConfig(context_frames=5, recent_frames=2, **TINY_CONFIG))
-    lit = torch.zeros(3, 6, 105, 80)
-    assert model.inputs(lit).shape == (3, 3, 105, 80) and model(lit).shape == (3, 4 + 2)
-    lit[1, 0, 50, 40] = 1                                         # lit only in a frame older than the recent two
-    assert model.inputs(lit)[1, -1, 50, 40] == 5 / 6 and model.inputs(lit)[0, -1, 50, 40] == 1
-    with pytest.raises(ValueError, match="recent_frames must be 0 to context_frames"):
-        RewardModelConfig(context_frames=2, recent_frames=4)
-
-
 def test_targets_and_windows_from_an_episode() -> None:
     game = game_steps(episode([0, 1, 7, 0, 4], [5, 5, 5, 4, 4, 3], over=True), RewardModelConfig())
     assert game.reward_class.tolist() == [0, 1, 3, 0, 2]
@@ -61,18 +44,6 @@ def test_targets_and_windows_from_an_episode() -> None:
     assert windows.shape == (2, 3, 105, 80)
     assert [int(np.argmax(w.max(0))) for w in windows[0]] == [0, 0, 0]     # pixel x 0, 0, 1 -> cell 0
     assert [int(np.argmax(w.max(0))) for w in windows[1]] == [1, 2, 2]     # pixel x 3, 4, 5
-
-
-def test_batches_drawn_near_lost_lives_as_asked() -> None:
-    cfg = RewardModelConfig()
-    game = game_steps(episode([1] * 10 + [0] * 10, [5] * 15 + [4] * 6, over=False), cfg)   # a life lost at step 14
-    events = event_steps(game)
-    assert events.rewards.tolist() == list(range(11)) and events.lives.tolist() == [12, 13, 14, 15, 16]
-    rng = np.random.default_rng(0)
-    batch = sample_batch([game], [events], cfg, batch_size=32, event_share=1.0, rng=rng, life_share=1.0)
-    assert batch.life_lost.sum() > 0 and (batch.reward_class == 0).all()     # only steps 12-16 drawn
-    batch = sample_batch([game], [events], cfg, batch_size=64, event_share=1.0, rng=rng)
-    assert (batch.reward_class > 0).float().mean() > 0.5                     # events alike: mostly the rewards
 
 
 def test_a_reward_outside_the_classes_is_refused() -> None:
