@@ -29,7 +29,7 @@ from models.episodes import list_episode_files, recorded_game
 from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
                                   split_folders)
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
-                                  check_train_batch, grow_codebook, grow_reveal_input, model_config, open_loop_step, train_step)
+                                  check_train_batch, grow_codebook, model_config, open_loop_step, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
 from models.world_model_metrics import comparison_sheet
@@ -72,9 +72,6 @@ class TrainConfig:
     rollout_steps: int = arg(1, "with --decoder_only: train on this many steps run open loop, as in play: after "
                                 "the first, the decoder's context holds the frames it drew, and each step's target "
                                 "is the real frame (1: one step from real frames)")
-    reveal_pass: bool = arg(False, "with --decoder_only: give the decoder a second pass that is told the first "
-                                   "pass's sure pixels and one likely change per tile (it keeps a ball the first pass is "
-                                   "unsure of whole); grows the input of a decoder without it")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
@@ -88,8 +85,6 @@ class TrainConfig:
             raise ValueError("--decoder_only trains the decoder of a trained model: give --init_from")
         if self.rollout_steps > 1 and not self.decoder_only:
             raise ValueError("--rollout_steps above 1 trains the decoder alone: give --decoder_only")
-        if self.reveal_pass and not self.decoder_only:
-            raise ValueError("--reveal_pass trains the decoder alone: give --decoder_only")
 
 
 PRESETS = {
@@ -145,10 +140,8 @@ def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool 
     stored = config_from_checkpoint(payload, LatentActionConfig, path)
     if grow and cfg.num_codes is not None:
         stored = replace(stored, num_codes=cfg.num_codes)
-    if cfg.reveal_pass:
-        stored = replace(stored, reveal_pass=True)
     asked = model_config(cfg.model, stored.palette, context_frames=cfg.context_frames, num_codes=cfg.num_codes,
-                         latent_grid=cfg.latent_grid, reveal_pass=cfg.reveal_pass or None)
+                         latent_grid=cfg.latent_grid)
     if asked != stored:
         raise CheckpointError(f"checkpoint {path} holds a different model than --model {cfg.model} with these flags; "
                               "give the flags it was trained with")
@@ -162,7 +155,7 @@ def initial_model(cfg: TrainConfig, train_files: list[Path]) -> tuple[LatentActi
         return build_model_config(cfg, train_files), None
     payload = load_checkpoint(cfg.init_from, stage=STAGE)
     model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=not cfg.decoder_only)
-    return model_cfg, grow_reveal_input(grow_codebook(payload["model"], model_cfg.num_codes), model_cfg)
+    return model_cfg, grow_codebook(payload["model"], model_cfg.num_codes)
 
 
 def main() -> None:

@@ -32,10 +32,6 @@ from models.frame_dataset import Windows
 
 STAGE = "latent_action"
 COPY_LOGIT_INIT = 5.0      # start as "copy the last frame": softmax gives it ~95% before training
-SURE = 0.9                 # reveal pass: a pixel this likely in the first pass keeps its colour
-REVEAL_TILE = 16           # reveal pass: at most one unsure pixel is committed per tile this many px wide
-COMMIT_MIN = 0.2           # reveal pass: ... when its most likely change is at least this likely
-NO_REVEAL_SHARE = 0.25     # reveal pass, training: windows that learn the first pass (nothing revealed)
 ENTROPY_TEMPERATURE = 0.1  # softness of the code assignment used only by the entropy term
 USAGE_DECAY = 0.99         # EMA of how often each code is chosen, per training batch
 ROLLOUT_STEPS = 4          # Genie's controllability figure is read at t = 4
@@ -65,9 +61,6 @@ class LatentActionConfig:
     changed_pixel_weight: float = 5.0   # loss weight of pixels that differ from the last context frame
     # Read the palette logits as if every pixel had weighed the same in the loss (see unweighted()).
     undo_change_weight: bool = True
-    # Draw each frame in two passes, the second told the first's sure pixels and one likely change per
-    # tile (see LatentActionModel.predict_next); palette models only.
-    reveal_pass: bool = False
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "context_frames", "fold", "num_codes", "code_dim"):
@@ -79,8 +72,6 @@ class LatentActionConfig:
             raise ValueError("channels and encoder_channels need at least one level")
         if self.pixels not in ("palette", "rgb"):
             raise ValueError(f"pixels must be 'palette' or 'rgb', got {self.pixels!r}")
-        if self.reveal_pass and self.pixels != "palette":
-            raise ValueError("reveal_pass draws palette colours: it needs pixels='palette'")
 
     @property
     def num_latents(self) -> int:
@@ -274,27 +265,6 @@ def grow_codebook(state: dict[str, torch.Tensor], num_codes: int) -> dict[str, t
             "quantizer.usage": torch.cat([usage, usage.new_zeros(extra)])}
 
 
-def reveal_channels(cfg: LatentActionConfig) -> int:
-    """Input channels the decoder's reveal input adds (``WorldModel.reveal_input``)."""
-    return 4 * cfg.fold ** 2 if cfg.reveal_pass else 0
-
-
-def grow_reveal_input(state: dict[str, torch.Tensor], cfg: LatentActionConfig) -> dict[str, torch.Tensor]:
-    """A decoder's weights given the reveal input (``reveal_pass``) with zero weights on it: it draws
-    as before until training teaches it to read the revealed pixels. Weights that have it pass."""
-    key = "decoder.stem.0.weight"
-    weight = state[key]                                   # (c0, inputs, 1, 1)
-    extra = decoder_inputs(cfg) - weight.shape[1]
-    if extra == 0 or not cfg.reveal_pass:
-        return state
-    return {**state, key: torch.cat([weight, weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])], dim=1)}
-
-
-def decoder_inputs(cfg: LatentActionConfig) -> int:
-    """Input channels of the decoder's first convolution: the context frames' RGB, and the reveal input."""
-    return cfg.context_frames * 3 * cfg.fold ** 2 + reveal_channels(cfg)
-
-
 # ----------------------------------------------------------------------------------- the nets
 
 class LatentEncoder(nn.Module):
@@ -345,7 +315,7 @@ class WorldModel(nn.Module):
         c = cfg.channels
         self.cfg = cfg
         self.input = FrameInput(cfg, cfg.context_frames)
-        self.stem = stem(decoder_inputs(cfg), c[0])
+        self.stem = stem(self.input.out_channels, c[0])
         self.down = nn.ModuleList(down_block(c[i], c[i + 1]) for i in range(len(c) - 1))
         self.latent_in = nn.ModuleList(nn.Conv2d(cfg.code_dim, 2 * ci, 1) for ci in c)  # scale and shift
         # Upward: a 3x3 convolution at the coarse level, then nearest upsampling (cheaper than the other order).
@@ -358,15 +328,10 @@ class WorldModel(nn.Module):
         self.register_buffer("table", palette_table(cfg), persistent=False)
         self.register_buffer("colours", torch.arange(cfg.num_colours).view(1, -1, 1, 1, 1), persistent=False)
 
-    def forward(self, context: torch.Tensor, latent: torch.Tensor, revealed: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w). With
-        ``reveal_pass``, ``revealed`` (B, H, W) gives pixels of the next frame already decided, the
-        index K where undecided (None: none decided)."""
+    def forward(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w)."""
         cfg = self.cfg
-        x = self.input(context)
-        if cfg.reveal_pass:
-            x = torch.cat([x, self.reveal_input(revealed, context)], dim=1)
-        skips = [self.stem(x)]                                # level 0: (B, c0, h, w)
+        skips = [self.stem(self.input(context))]              # level 0: (B, c0, h, w)
         for down in self.down:
             skips.append(down(skips[-1]))                     # level i: (B, c_i, h / 2^i, w / 2^i)
         x = skips[-1]
@@ -385,15 +350,6 @@ class WorldModel(nn.Module):
         if cfg.pixels == "palette":
             return out + self.copy_logit * (last == self.colours).float()
         return folded_rgb(last, self.table)[:, 0] + out
-
-    def reveal_input(self, revealed: torch.Tensor | None, context: torch.Tensor) -> torch.Tensor:
-        """The decided pixels' RGB and a mask of them, folded: (B, 4 * fold^2, h, w); all zeros
-        when nothing is decided, so a decoder grown from one without this input starts unchanged."""
-        if revealed is None:
-            revealed = torch.full_like(context[:, -1], self.cfg.num_colours)
-        folded = fold_frames(revealed[:, None], self.cfg)                   # (B, 1, f^2, h, w)
-        rgb = folded_rgb(folded, self.table)[:, 0].flatten(1, 2)            # (B, 3 f^2, h, w)
-        return torch.cat([rgb, (folded[:, 0] != self.cfg.num_colours).float()], dim=1)
 
     def unweighted(self, prediction: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """Palette logits (B, K, fold^2, h, w) with the loss's weight on changed pixels taken out,
@@ -475,10 +431,7 @@ class LatentActionModel(nn.Module):
     def forward(self, context: torch.Tensor, next_frame: torch.Tensor) -> Forward:
         """The training objective on (B, C, H, W) context and (B, H, W) next frame, palette indices."""
         quantized = self.quantizer(self.encoder(context, next_frame))
-        revealed = None
-        if self.config.reveal_pass and self.training:
-            revealed = self.training_reveal(context, quantized.latent.detach())
-        prediction = self.decoder(context, quantized.latent, revealed)
+        prediction = self.decoder(context, quantized.latent)
         recon = self.reconstruction_loss(prediction, context[:, -1], next_frame)
         loss = recon + quantized.vq_loss + self.config.entropy_weight * quantized.entropy_loss
         return Forward(prediction=prediction, codes=quantized.codes, quantized=quantized, recon_loss=recon, loss=loss)
@@ -493,52 +446,18 @@ class LatentActionModel(nn.Module):
         """Latent action codes (B, num_latents) of the step from ``context`` (B, C, H, W) to ``next_frame`` (B, H, W)."""
         return self.quantizer(self.encoder(context, next_frame)).codes
 
-    def decode(self, context: torch.Tensor, codes: torch.Tensor, revealed: torch.Tensor | None = None) -> torch.Tensor:
-        """The decoder's folded output for context (B, C, H, W) and codes (B, num_latents); ``revealed``
-        as ``WorldModel.forward`` takes it."""
+    def decode(self, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The decoder's folded output for context (B, C, H, W) and codes (B, num_latents)."""
         rows, cols = self.config.latent_grid
-        return self.decoder(context, self.quantizer.lookup(codes.long(), rows, cols), revealed)
+        return self.decoder(context, self.quantizer.lookup(codes.long(), rows, cols))
 
     def predict_next(self, context: torch.Tensor, codes: torch.Tensor, temperature: float = 0.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Next frame's palette indices (B, H, W) int64 from context indices (B, C, H, W) and codes.
 
         Temperature 0 takes the most likely colour of each pixel; above 0, samples from the softmax
-        (palette models). An RGB model's output is snapped to the nearest palette colour.
-
-        With ``reveal_pass`` the frame is drawn twice. Where the model is unsure where a moving
-        object goes (a ball at a bounce: two places each some 40% likely), every pixel on its own
-        prefers the background, and the most likely colour of each pixel erases the object. The first
-        pass's sure pixels and its most likely change in each tile (``first_pass_reveal``) are given
-        to a second pass, which then draws the object whole where that one pixel puts it."""
-        last = context[:, -1]
-        prediction = self.unweighted(self.decode(context, codes), last)
-        if not self.config.reveal_pass:
-            return self.prediction_indices(prediction, temperature, generator)
-        revealed = first_pass_reveal(self.unfolded_probabilities(prediction), last, self.config.num_colours)
-        # The second pass has the last word: a committed pixel it does not draw (one that fits no
-        # object) is dropped, not kept as a speck that the next steps grow.
-        return self.prediction_indices(self.unweighted(self.decode(context, codes, revealed), last), temperature, generator)
-
-    def unfolded_probabilities(self, prediction: torch.Tensor) -> torch.Tensor:
-        """Folded palette logits (B, K, fold^2, h, w) -> each pixel's colour probabilities (B, K, H, W)."""
-        b, k = prediction.shape[:2]
-        probs = F.softmax(prediction, dim=1)
-        return unfold_frames(probs.flatten(0, 1), self.config).view(b, k, self.config.height, self.config.width)
-
-    def training_reveal(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """What the second pass is told in training (B, H, W): exactly what play tells it, from a first
-        pass run here without gradient (``first_pass_reveal``). Its committed pixels are then wrong as
-        often as in play, so the second pass learns to draw an object where a commit fits one and to
-        drop a commit that fits none; told only true pixels, it kept every stray commit as a speck.
-        A share of windows (NO_REVEAL_SHARE) is told nothing and keeps the first pass trained."""
-        with torch.no_grad():
-            last = context[:, -1]
-            probs = self.unfolded_probabilities(self.unweighted(self.decoder(context, latent), last))
-            revealed = first_pass_reveal(probs, last, self.config.num_colours)
-            blind = torch.rand(revealed.shape[0], device=revealed.device) < NO_REVEAL_SHARE
-            revealed[blind] = self.config.num_colours
-        return revealed
+        (palette models). An RGB model's output is snapped to the nearest palette colour."""
+        return self.prediction_indices(self.unweighted(self.decode(context, codes), context[:, -1]), temperature, generator)
 
     def unweighted(self, prediction: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """The decoder's ``WorldModel.unweighted``."""
@@ -575,30 +494,6 @@ class LatentActionModel(nn.Module):
     def random_codes(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Uniformly random latent actions (B, num_latents)."""
         return torch.randint(self.config.num_codes, (batch, self.config.num_latents), generator=generator).to(self.device)
-
-
-def tile_maxima(score: torch.Tensor, above: float) -> torch.Tensor:
-    """(B, H, W) bool: in each REVEAL_TILE x REVEAL_TILE tile, the pixel of the highest score, if that
-    score is above ``above``."""
-    b, h, w = score.shape
-    best, where = F.max_pool2d(score[:, None], REVEAL_TILE, ceil_mode=True, return_indices=True)  # (B, 1, h', w')
-    chosen = torch.zeros(b, h * w, dtype=torch.bool, device=score.device)
-    chosen.scatter_(1, where.flatten(1), (best > above).flatten(1))
-    return chosen.view(b, h, w)
-
-
-def first_pass_reveal(probs: torch.Tensor, last: torch.Tensor, undecided: int) -> torch.Tensor:
-    """What a first pass's colour probabilities (B, K, H, W) tell the second (B, H, W): the most likely
-    colour where it is at least SURE; in each tile, at the unsure pixel whose most likely change from
-    the last frame ``last`` (B, H, W) is likeliest (and at least COMMIT_MIN), that change; elsewhere
-    ``undecided``."""
-    best, colour = probs.max(1)                                               # (B, H, W) each
-    sure = best >= SURE
-    change = probs.scatter(1, last[:, None].long(), 0.0)                      # the last frame's colour ruled out
-    change_p, change_colour = change.max(1)                                   # (B, H, W) each
-    commit = tile_maxima(change_p * ~sure, COMMIT_MIN)
-    revealed = torch.where(sure, colour, torch.full_like(colour, undecided))
-    return torch.where(commit, change_colour, revealed)
 
 
 def rollout(model: LatentActionModel, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -736,8 +631,7 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
         out = model(context, future[:, 0])
         loss_sum += out.recon_loss.item() * context.shape[0]
         codes.append(out.codes.cpu().numpy())
-        preds.append(model.to_rgb(model.predict_next(context, out.codes)).cpu().numpy()   # as play draws it
-                     if model.config.pixels == "palette" else model.prediction_rgb(out.prediction).cpu().numpy())
+        preds.append(model.prediction_rgb(model.unweighted(out.prediction, context[:, -1])).cpu().numpy())
         if future.shape[1] >= ROLLOUT_STEPS and start < rollout_windows:
             keep = min(context.shape[0], rollout_windows - start)
             context, future = context[:keep], future[:keep, :ROLLOUT_STEPS]

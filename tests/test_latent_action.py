@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from models.checkpoint import CheckpointError, load_state, save_checkpoint
-from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, first_pass_reveal,
-                                  fold_frames, grow_codebook, grow_reveal_input, load_latent_action_model, model_config,
-                                  open_loop_step, rollout, train_step, unfold_frames)
+from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames, grow_codebook,
+                                  load_latent_action_model, model_config, open_loop_step, rollout, train_step,
+                                  unfold_frames)
 
 PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
 
@@ -143,64 +143,6 @@ def test_decoding_undoes_the_weight_on_changed_pixels(change_share, undo, drawn)
     drawn_frame = model.prediction_indices(model.unweighted(logits.detach(), last[:1]))
     assert bool(drawn_frame[0, 100, 80] == 1) is drawn
     assert int((drawn_frame != 0).sum()) == int(drawn)
-
-
-def split_ball(first: float, second: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Colour probabilities (1, K, 210, 160) of a first pass unsure where a 2 x 4 ball (colour 1) went:
-    the place at rows 100-103 with ``first``, rows 108-111 with ``second``, black elsewhere; and the
-    last frame (1, 210, 160), all black."""
-    probs = torch.zeros(1, len(PALETTE), 210, 160)
-    probs[:, 0] = 1.0
-    for rows, p in ((slice(100, 104), first), (slice(108, 112), second)):
-        probs[0, 0, rows, 80:82], probs[0, 1, rows, 80:82] = 1 - p, p
-    return probs, torch.zeros(1, 210, 160, dtype=torch.long)
-
-
-def test_the_first_pass_commits_the_likeliest_place_of_a_ball_it_is_unsure_of():
-    """Each pixel of the ball prefers black, so the most likely colours would erase it; the second
-    pass is told one pixel at its likelier place (and the sure pixels), and nothing at the other."""
-    undecided = len(PALETTE)
-    revealed = first_pass_reveal(*split_ball(0.45, 0.4), undecided)
-    ball = revealed == 1
-    assert int(ball.sum()) == 1 and 100 <= int(ball.nonzero()[0, 1]) <= 103
-    assert (revealed[0, 108:112, 80:82] == undecided).all()
-    assert int((revealed == undecided).sum()) == 8 + 8 - 1
-    assert (revealed[0, :90] == 0).all()                                 # sure pixels keep their colour
-    faint = first_pass_reveal(*split_ball(0.1, 0.1), undecided)
-    assert int((faint == 1).sum()) == 0                                  # too unlikely to commit
-
-
-def test_a_reveal_input_grown_onto_a_decoder_draws_as_before_until_trained():
-    plain = tiny_model(seed=3).eval()
-    grown = tiny_model(seed=4, reveal_pass=True).eval()
-    grown.load_state_dict(grow_reveal_input(plain.state_dict(), grown.config))
-    context, codes = frames(2, plain.config.context_frames, seed=5), plain.random_codes(2)
-    with torch.no_grad():
-        torch.testing.assert_close(grown.decode(context, codes), plain.decode(context, codes))
-        told = torch.full_like(context[:, -1], len(PALETTE))
-        told[:, 10:20, 10:20] = 3
-        torch.testing.assert_close(grown.decode(context, codes, told), plain.decode(context, codes))  # ignored so far
-        torch.nn.init.normal_(grown.decoder.stem[0].weight)
-        assert not torch.equal(grown.decode(context, codes, told), grown.decode(context, codes))
-    state = grown.state_dict()
-    assert grow_reveal_input(state, grown.config) is state               # already grown: passed as it is
-
-
-def test_training_tells_the_second_pass_what_play_tells_it():
-    model = tiny_model(reveal_pass=True)
-    model.freeze_latent_actions()
-    context, target = frames(64, model.config.context_frames, seed=1), frames(64, 1, seed=2)[:, 0]
-    with torch.no_grad():
-        latent = model.quantizer(model.encoder(context, target)).latent
-        revealed = model.training_reveal(context, latent)
-        first = model.unfolded_probabilities(model.unweighted(model.decoder(context, latent), context[:, -1]))
-    in_play = first_pass_reveal(first, context[:, -1], len(PALETTE))
-    blind = (revealed == len(PALETTE)).flatten(1).all(1)
-    assert 0 < int(blind.sum()) < 64                                    # some windows are told nothing
-    assert torch.equal(revealed[~blind], in_play[~blind])
-    loss = model(context, target).loss
-    loss.backward()
-    assert model.decoder.stem[0].weight.grad.abs().sum() > 0
 
 
 def test_sampling_gives_valid_indices_and_rollouts_chain():

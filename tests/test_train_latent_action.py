@@ -246,28 +246,6 @@ def test_a_decoder_only_run_keeps_the_encoder_and_codebook(games, tmp_path):
     assert grown.returncode == 1 and "different model" in grown.stderr and "Traceback" not in grown.stderr
 
 
-def test_a_reveal_pass_is_grown_onto_a_trained_decoder_and_resumes(games, tmp_path):
-    import torch
-    source = tmp_path / "source"
-    assert run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(source),
-                      "--device", "cpu").returncode == 0
-    out = tmp_path / "reveal"
-    flags = ("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out), "--device", "cpu",
-             "--init_from", str(source / "latest.pt"), "--decoder_only", "--reveal_pass")
-    grown = run_script(*flags, "--iterations", "4")
-    assert grown.returncode == 0, grown.stderr[-2000:]
-    before, after = (torch.load(p, weights_only=True) for p in (source / "latest.pt", out / "latest.pt"))
-    assert after["config"]["reveal_pass"] and not before["config"]["reveal_pass"]
-    stem_before, stem_after = before["model"]["decoder.stem.0.weight"], after["model"]["decoder.stem.0.weight"]
-    assert stem_after.shape[1] > stem_before.shape[1] and stem_after[:, stem_before.shape[1]:].abs().sum() > 0
-    resumed = run_script(*flags, "--resume", "--iterations", "6")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert torch.load(out / "latest.pt", weights_only=True)["step"] == 6
-    alone = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(tmp_path / "alone"),
-                       "--reveal_pass")
-    assert alone.returncode == 2 and "give --decoder_only" in alone.stderr and "Traceback" not in alone.stderr
-
-
 def test_bad_input_gets_one_clear_line(games, tmp_path):
     missing = run_script("--preset", "tiny", "--data_dir", str(tmp_path / "nowhere"), "--checkpoint_dir", str(tmp_path))
     assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
