@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from models.breakout_damage import Palette
 from models.checkpoint import load_checkpoint, load_state, save_checkpoint
@@ -26,6 +25,7 @@ from models.latent_action import load_latent_action_model
 from models.neural_env import DEFAULT_CHECKPOINT_DIR, WORLD_MODEL_FILES, checkpoint_folder
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
+from models.training_loop import Progress, run_training
 
 PLOT_KEYS = ["loss", "cleaned_exact", "drawn_exact", "damaged_repaired", "real_untouched", "paddle_4px_repaired", "lr"]
 
@@ -72,13 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(cleaner.parameters(), lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.num_steps))
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
-    step, best_score = 0, -math.inf
+    progress = Progress()
     if resumed:
         load_state(cleaner, resumed["model"], latest)
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
-        step, best_score = resumed["step"], resumed.get("best_score", -math.inf)
-    rng = seed_everything(cfg.seed + step)
+        progress = Progress(resumed["step"], resumed.get("best_score", -math.inf))
+    rng = seed_everything(cfg.seed + progress.step)
 
     indexer = PaletteIndexer(world.config.palette)
     c = world.config.context_frames
@@ -86,44 +86,27 @@ def main(argv: list[str] | None = None) -> None:
                      load_workers=default_load_workers())
     val = fixed_windows(split.val, indexer, c, 1, cfg.num_val_windows, seed=cfg.split_seed)
     log = MetricsLog(out_dir / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),
-                     resume_step=step if resumed else None)
+                     resume_step=progress.step if resumed else None)
     print(f"{len(split.train)} training games ({pool.num_frames} frames in memory), {len(split.val)} validation; "
           f"{sum(p.numel() for p in cleaner.parameters()) / 1e6:.2f}M parameters on {device}")
 
     def save(path: Path, metrics: dict[str, float]) -> None:
-        save_checkpoint(path, stage=STAGE, model=cleaner, config=world.config, step=step, metrics=metrics,
+        save_checkpoint(path, stage=STAGE, model=cleaner, config=world.config, step=progress.step, metrics=metrics,
                         run_config=asdict(cfg), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        best_score=best_score)
+                        best_score=progress.best_score)
 
-    def validate() -> dict[str, float]:
-        nonlocal best_score
-        metrics = evaluate(cleaner, world, val.context, val.future[:, 0], palette, seed=cfg.seed)
-        log.log(step, metrics)
-        score = metrics["cleaned_exact"] + metrics["damaged_repaired"]
-        if score > best_score:
-            best_score = score
-            save(best, metrics)
-        return metrics
-
-    metrics: dict[str, float] = {}
-    bar = tqdm(total=cfg.num_steps, initial=step, desc="frame cleaner")
-    while step < cfg.num_steps:
+    def train_one() -> tuple[float, dict[str, float]]:
         windows = pool.sample(cfg.batch_size)
         batch = cleaner_batch(world, windows.context, windows.future[:, 0], palette, cfg.damage_share, rng)
-        loss, train_metrics = train_step(cleaner, optimizer, batch)
+        loss, metrics = train_step(cleaner, optimizer, batch)
+        metrics["lr"] = scheduler.get_last_lr()[0]
         scheduler.step()
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0:
-            log.log(step, {**train_metrics, "lr": scheduler.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss:.4f}", exact=f"{metrics.get('cleaned_exact', math.nan):.3f}")
-        if step % cfg.eval_every == 0 or step == cfg.num_steps:
-            metrics = validate()
-        if step % cfg.save_every == 0 or step == cfg.num_steps:
-            save(latest, metrics)
-    bar.close()
-    if not metrics:
-        metrics = validate()
+        return loss, metrics
+
+    metrics = run_training(
+        progress, cfg.num_steps, cfg, out_dir, log, "frame cleaner", train_one,
+        evaluate=lambda: evaluate(cleaner, world, val.context, val.future[:, 0], palette, seed=cfg.seed),
+        score=lambda m: m["cleaned_exact"] + m["damaged_repaired"], save=save, shown="cleaned_exact")
     log.close()
     plot_metrics(out_dir / "metrics.csv", out_dir / "metrics.png", PLOT_KEYS, title="frame cleaner")
     print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

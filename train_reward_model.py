@@ -24,6 +24,7 @@ from models.reward_model import (STAGE, RewardModel, RewardModelConfig, event_st
                                  load_reward_model, sample_batch, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything
+from models.training_loop import Progress, run_training
 
 PLOT_KEYS = ["loss", "reward_recall", "reward_precision", "reward_class_accuracy", "life_recall", "life_precision",
              "game_over_right", "life_recall_1_late", "game_over_1_off"]
@@ -71,15 +72,15 @@ def main(argv: list[str] | None = None) -> None:
                                   game=recorded_game([f for files in folders for f in files]) or "Breakout")
 
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
-    step, best_score = 0, -math.inf
+    progress = Progress()
     rng = seed_everything(cfg.seed)
     model = RewardModel(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     if resumed:
         load_state(model, resumed["model"], latest)
         optimizer.load_state_dict(resumed["optimizer"])
-        step, best_score = resumed["step"], resumed.get("best_score", -math.inf)
-        rng = seed_everything(cfg.seed + step)
+        progress = Progress(resumed["step"], resumed.get("best_score", -math.inf))
+        rng = seed_everything(cfg.seed + progress.step)
 
     def read(files: list[Path]) -> list:
         return [game_steps(load_episode(f), model_cfg, str(f)) for f in tqdm(files, desc="reading games", leave=False)]
@@ -87,44 +88,24 @@ def main(argv: list[str] | None = None) -> None:
     train, val = read(split.train), read(split.val)
     events = [event_steps(g) for g in train]
     log = MetricsLog(out_dir / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),
-                     resume_step=step if resumed else None)
+                     resume_step=progress.step if resumed else None)
     print(f"{len(train)} training games ({sum(len(g.reward_class) for g in train)} steps), {len(val)} validation; "
           f"{sum(p.numel() for p in model.parameters()) / 1e3:.1f}k parameters on {device}")
 
     def save(path: Path, metrics: dict[str, float]) -> None:
-        save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=step, metrics=metrics,
-                        run_config=asdict(cfg), optimizer=optimizer.state_dict(), best_score=best_score,
+        save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=progress.step, metrics=metrics,
+                        run_config=asdict(cfg), optimizer=optimizer.state_dict(), best_score=progress.best_score,
                         game=model_cfg.game)
 
-    def validate() -> dict[str, float]:
-        nonlocal best_score
-        metrics = evaluate(model, val)
-        log.log(step, metrics)
-        score = sum(metrics[k] for k in TARGETS)
-        if score > best_score:
-            best_score = score
-            save(best, metrics)
-        return metrics
-
-    metrics: dict[str, float] = {}
-    bar = tqdm(total=cfg.num_steps, initial=step, desc="reward model")
-    while step < cfg.num_steps:
+    def train_one() -> tuple[float, dict[str, float]]:
         batch = sample_batch(train, events, model_cfg, cfg.batch_size, cfg.event_share, rng)
-        loss, train_metrics = train_step(model, optimizer, batch.to(device))
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0:
-            log.log(step, train_metrics)
-            bar.set_postfix(loss=f"{loss:.4f}", recall=f"{metrics.get('reward_recall', math.nan):.3f}")
-        if step % cfg.eval_every == 0 or step == cfg.num_steps:
-            metrics = validate()
-        if step % cfg.save_every == 0 or step == cfg.num_steps:
-            save(latest, metrics)
-    bar.close()
-    if not metrics:
-        metrics = validate()
+        return train_step(model, optimizer, batch.to(device))
+
+    metrics = run_training(progress, cfg.num_steps, cfg, out_dir, log, "reward model", train_one,
+                           evaluate=lambda: evaluate(model, val), score=lambda m: sum(m[k] for k in TARGETS),
+                           save=save, shown="reward_recall")
     test = evaluate(load_reward_model(best, device), read(split.test))
-    log.log(step, {f"test_{k}": v for k, v in test.items()})
+    log.log(progress.step, {f"test_{k}": v for k, v in test.items()})
     log.close()
     plot_metrics(out_dir / "metrics.csv", out_dir / "metrics.png", PLOT_KEYS, title="reward model")
     print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
