@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.breakout_objects import BALL_ROWS, BRICK_ROWS, FIELD_X, PADDLE_ROWS, _ball_mask
+from models.breakout_objects import BALL_ROWS, BRICK_ROWS, FIELD_X, PADDLE_ROWS, ball_pixels
 from models.cli import UserError
 
 BALL_SIZE = (4, 2)          # rows, columns of the ball
@@ -46,7 +46,7 @@ def paddle_columns(frame: np.ndarray, palette: Palette) -> np.ndarray:
 def ball_mask(frame: np.ndarray, palette: Palette) -> np.ndarray:
     """(H, W) bool: the ball's pixels (as ``breakout_objects.ball_position`` finds them)."""
     mask = np.zeros(frame.shape, dtype=bool)
-    mask[BALL_ROWS[0]:BALL_ROWS[1], FIELD_X[0]:FIELD_X[1]] = _ball_mask(palette.colours[frame][None])[0]
+    mask[BALL_ROWS[0]:BALL_ROWS[1], FIELD_X[0]:FIELD_X[1]] = ball_pixels(palette.colours[frame][None])[0]
     return mask
 
 

@@ -46,7 +46,7 @@ def paddle_x(frames: np.ndarray) -> np.ndarray:
     return x[0] if single else x
 
 
-def _ball_mask(batch: np.ndarray) -> np.ndarray:
+def ball_pixels(batch: np.ndarray) -> np.ndarray:
     """(B, H, W) mask of ball pixels between the score and the paddle.
 
     Below and above the wall the ball is the only thing drawn, in red. Inside the brick band it takes
@@ -67,7 +67,7 @@ def _ball_mask(batch: np.ndarray) -> np.ndarray:
 def ball_position(frames: np.ndarray) -> np.ndarray:
     """(row, column) of the ball's centre in pixels, NaN where no ball is visible. (B, 2) or (2,)."""
     batch, single = _as_batch(frames)
-    mask = _ball_mask(batch)
+    mask = ball_pixels(batch)
     rows = np.arange(BALL_ROWS[0], BALL_ROWS[1], dtype=np.float64)
     cols = np.arange(FIELD_X[0], FIELD_X[1], dtype=np.float64)
     count = mask.sum(axis=(1, 2)).astype(np.float64)
@@ -112,7 +112,7 @@ def ball_count(frames: np.ndarray) -> np.ndarray:
     batch, single = _as_batch(frames)
     kernel = np.ones((5, 5), np.uint8)
     counts = np.array([cv2.connectedComponents(cv2.dilate(m.astype(np.uint8), kernel))[0] - 1
-                       for m in _ball_mask(batch)])
+                       for m in ball_pixels(batch)])
     return counts[0] if single else counts
 
 
