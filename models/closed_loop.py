@@ -10,7 +10,9 @@ hundred steps, with seeds no recording used in training has) it plays, for S ste
   the world model's own.
 The games are not in lockstep with one another; what must match is how the game behaves, read from
 the pixels of every frame (``game_stats``). ``repair_trials`` measures one step from real frames whose
-last frame was damaged (``models.breakout_damage``): does the next frame come out whole?"""
+last frame was damaged (``models.breakout_damage``): does the next frame come out whole?
+``one_step_stats`` explains the figures: one step from the emulator games' real frames, with the
+encoder's code, how often is the ball drawn exactly as the real frame shows it?"""
 from __future__ import annotations
 
 import math
@@ -246,6 +248,46 @@ def side_summary(games: list[GameStats]) -> dict[str, float]:
     return out
 
 
+@dataclass
+class OneStep:
+    """One step from real frames under the follower, with the encoder's code of the real next frame."""
+    steps: int = 0
+    frames_exact: int = 0   # drawn frame equal to the real one, every pixel
+    ball_steps: int = 0     # steps whose real or drawn next frame shows a ball
+    ball_exact: int = 0     # ... with the ball's pixels exactly the real ones
+    ball_lost: int = 0      # the real next frame shows a ball, the drawn one none
+    paddle_right: int = 0   # the paddle as wide as the real one
+
+    def add(self, other: OneStep) -> OneStep:
+        return OneStep(**{k: getattr(self, k) + getattr(other, k) for k in asdict(self)})
+
+    def shares(self) -> dict[str, float]:
+        return {"steps": float(self.steps), "frames_exact_share": self.frames_exact / max(1, self.steps),
+                "ball_exact_share": self.ball_exact / max(1, self.ball_steps), "ball_lost_steps": float(self.ball_lost),
+                "paddle_width_right_share": self.paddle_right / max(1, self.steps)}
+
+
+def one_step_stats(model: Any, frames: np.ndarray, batch_size: int = 32) -> OneStep:
+    """One step of the world model from every window of real frames (T, H, W, 3), oldest first."""
+    c = model.config.context_frames
+    with torch.inference_mode():
+        idx = model.to_indices(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device))   # (T, H, W)
+        context = idx.unfold(0, c, 1)[:-1].permute(0, 3, 1, 2)                                    # (T - c, c, H, W)
+        real = idx[c:]
+        drawn = torch.cat([model.predict_next(context[i:i + batch_size],
+                                              model.encode_latents(context[i:i + batch_size], real[i:i + batch_size]))
+                           for i in range(0, len(real), batch_size)])
+    drawn_rgb = model.to_rgb(drawn).cpu().numpy().astype(np.uint8)
+    real_rgb = frames[c:]
+    ball_drawn, ball_real = objects.ball_pixels(drawn_rgb), objects.ball_pixels(real_rgb)
+    shown_drawn, shown_real = ball_drawn.any(axis=(1, 2)), ball_real.any(axis=(1, 2))
+    return OneStep(steps=len(real), frames_exact=int((drawn == real).flatten(1).all(1).sum()),
+                   ball_steps=int((shown_drawn | shown_real).sum()),
+                   ball_exact=int(((ball_drawn == ball_real).all(axis=(1, 2)) & (shown_drawn | shown_real)).sum()),
+                   ball_lost=int((shown_real & ~shown_drawn).sum()),
+                   paddle_right=int((objects.paddle_width(drawn_rgb) == objects.paddle_width(real_rgb)).sum()))
+
+
 # ------------------------------------------------------------------------------- repair
 
 @dataclass
@@ -349,6 +391,7 @@ class ClosedLoop:
     starts: list[str]
     games: dict[str, list[GameStats]]          # side -> one per start
     repair: dict[str, float]
+    one_step: OneStep = field(default_factory=OneStep)               # over the emulator's games
     first_games: dict[str, Played] = field(default_factory=dict)   # side -> the first start's game
     neural_steps_per_s: float = math.nan
 
@@ -358,6 +401,7 @@ class ClosedLoop:
         ratios = {side: {k: ratio(s[f"{k}_per_1000"], real[f"{k}_per_1000"]) for k in EVENTS}
                   for side, s in sides.items() if side != "emulator"}
         return {"sides": sides, "ratios_to_emulator": ratios, "repair_whole_share": self.repair,
+                "one_step_under_follower": self.one_step.shares(),
                 "survival": {side: [g.collapse for g in games] for side, games in self.games.items()},
                 "neural_steps_per_s": self.neural_steps_per_s}
 
@@ -372,6 +416,7 @@ def run_closed_loop(env: NeuralBreakoutEnv, emulator: gym.Env, settings: ClosedL
     sides = [s for s in SIDES if s != "oracle" or settings.oracle]
     games: dict[str, list[GameStats]] = {side: [] for side in sides}
     first: dict[str, np.ndarray] = {}
+    one_step = OneStep()
     neural_seconds, neural_steps = 0.0, 0
     for side in sides:
         for i, start in enumerate(tqdm(starts, desc=f"closed loop: {side}", unit="game")):
@@ -381,6 +426,8 @@ def run_closed_loop(env: NeuralBreakoutEnv, emulator: gym.Env, settings: ClosedL
                 neural_seconds += time.perf_counter() - began
                 neural_steps += len(played.actions)
             games[side].append(game_stats(played.frames))
+            if side == "emulator":
+                one_step = one_step.add(one_step_stats(env.world_model, np.concatenate([start.frames[:-1], played.frames])))
             if i == 0:
                 first[side] = played
     repair = {}
@@ -388,7 +435,7 @@ def run_closed_loop(env: NeuralBreakoutEnv, emulator: gym.Env, settings: ClosedL
         samples = repair_samples(emulator, settings.repair_steps, settings.seed + 10_000, env.context_length)
         repair = repair_trials(env, samples, settings.seed)
     return ClosedLoop(starts=[f"seed {s.seed}, {s.steps_in} steps in" for s in starts], games=games, repair=repair,
-                      first_games=first, neural_steps_per_s=neural_steps / neural_seconds if neural_seconds else math.nan)
+                      one_step=one_step, first_games=first, neural_steps_per_s=neural_steps / neural_seconds if neural_seconds else math.nan)
 
 
 def stats_table(result: ClosedLoop) -> list[dict[str, Any]]:
@@ -413,6 +460,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["repair_whole_share"]:
         lines.append("next frame whole after a damaged last frame: " + ", ".join(
             f"{k.replace('_', ' ')} {v:.1%}" for k, v in summary["repair_whole_share"].items()))
+    one = summary["one_step_under_follower"]
+    lines.append(f"one step from the emulator's frames, the encoder's code: frames exact {one['frames_exact_share']:.1%}, "
+                 f"ball exact {one['ball_exact_share']:.1%}, ball lost in {one['ball_lost_steps']:.0f} of "
+                 f"{one['steps']:.0f} steps, paddle width right {one['paddle_width_right_share']:.1%}")
     lines.append(f"neural game: {summary['neural_steps_per_s']:.0f} steps/s in play")
     return "\n".join(lines)
 

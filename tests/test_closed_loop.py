@@ -10,8 +10,10 @@ from pathlib import Path
 import imageio
 import numpy as np
 import pytest
+import torch
 
 import evaluate_world_model
+from models import breakout_objects as objects
 from models import closed_loop as cl
 from models.atari import make_rgb_env
 from models.cli import UserError
@@ -64,6 +66,45 @@ def test_starts_are_repeatable_and_restore_the_real_game(emulator) -> None:
     after_a = emulator.step(0)[0]
     emulator.unwrapped.ale.restoreState(b.state)
     assert np.array_equal(emulator.step(0)[0], after_a)
+
+
+class StubModel:
+    """Draws the real next frame (the 'code' it is given is that frame) or copies the last one."""
+
+    def __init__(self, copy_last: bool, frames: np.ndarray):
+        self.copy_last = copy_last
+        self.config = type("Config", (), {"context_frames": 4})()
+        self.device = torch.device("cpu")
+        self.palette = torch.from_numpy(np.unique(frames.reshape(-1, 3), axis=0)).long()   # the frames' colours
+
+    def to_indices(self, rgb: torch.Tensor) -> torch.Tensor:
+        return (rgb.long()[..., None, :] - self.palette).abs().sum(-1).argmin(-1)
+
+    def to_rgb(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.palette[indices]
+
+    def encode_latents(self, context: torch.Tensor, next_frame: torch.Tensor) -> torch.Tensor:
+        return next_frame
+
+    def predict_next(self, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        return context[:, -1] if self.copy_last else codes
+
+
+def test_one_step_figures_count_exact_and_lost_balls(emulator) -> None:
+    start = cl.play_start(emulator, cl.START_SEED, 150, 4)
+    emulator.unwrapped.ale.restoreState(start.state)
+    played = cl.play(cl.emulator_step(emulator), start.frames[-1], start.actions[-1], cl.follower(emulator),
+                     np.random.default_rng(0), 60)
+    frames = np.concatenate([start.frames[:-1], played.frames])
+    perfect = cl.one_step_stats(StubModel(copy_last=False, frames=frames), frames, batch_size=7)
+    assert perfect.steps == 60 and perfect.frames_exact == 60 and perfect.ball_exact == perfect.ball_steps > 40
+    assert perfect.ball_lost == 0 and perfect.paddle_right == 60
+    copied = cl.one_step_stats(StubModel(copy_last=True, frames=frames), frames)
+    assert copied.ball_exact < 0.1 * copied.ball_steps             # the real ball never stands still
+    shown = objects.ball_present(frames)
+    assert copied.ball_lost == int((shown[4:] & ~shown[3:-1]).sum())
+    total = perfect.add(copied)
+    assert total.steps == 120 and total.shares()["frames_exact_share"] == (60 + copied.frames_exact) / 120
 
 
 def test_closed_loop_on_tiny_models(tiny_dir: Path, emulator) -> None:
