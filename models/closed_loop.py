@@ -29,6 +29,7 @@ from tqdm import tqdm
 from models import breakout_objects as objects
 from models.breakout_damage import Palette, erase_paddle_end, remove_ball, shift_paddle, stray_ball
 from models.figures import pyplot, save_figure
+from models.frame_dataset import PaletteIndexer
 from models.neural_env import ACTION_MEMORY, NeuralBreakoutEnv
 from models.players import BreakoutFollower
 
@@ -270,8 +271,8 @@ class OneStep:
 def one_step_stats(model: Any, frames: np.ndarray, batch_size: int = 32) -> OneStep:
     """One step of the world model from every window of real frames (T, H, W, 3), oldest first."""
     c = model.config.context_frames
+    idx = torch.from_numpy(PaletteIndexer(model.config.palette).to_indices(frames)).long().to(model.device)  # (T, H, W)
     with torch.inference_mode():
-        idx = model.to_indices(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device))   # (T, H, W)
         context = idx.unfold(0, c, 1)[:-1].permute(0, 3, 1, 2)                                    # (T - c, c, H, W)
         real = idx[c:]
         drawn = torch.cat([model.predict_next(context[i:i + batch_size],
