@@ -29,8 +29,7 @@ from models.episodes import list_episode_files, recorded_game
 from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
                                   split_folders)
 from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
-                                  check_train_batch, grow_codebook, model_config, open_loop_step, train_step,
-                                  widen_decoder)
+                                  check_train_batch, grow_codebook, model_config, open_loop_step, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
 from models.world_model_metrics import comparison_sheet
@@ -51,9 +50,6 @@ class TrainConfig:
     context_frames: int | None = arg(None, "frames of context (default: the model shape's)")
     num_codes: int | None = arg(None, "codebook size (default: the model shape's)")
     latent_grid: list[int] | None = arg(None, "rows and columns of latent codes (default: the model shape's)")
-    channels: list[int] | None = arg(None, "decoder width per level (default: the model shape's); with --init_from "
-                                           "and --decoder_only, wider than the checkpoint's widens its decoder, "
-                                           "which starts out drawing what it drew before")
     iterations: int = arg(16000, "training steps", aliases=("num_steps",))
     batch_size: int = arg(8, "windows per step and process")
     learning_rate: float = arg(2e-3, "Adam learning rate after warm-up; decays to a tenth along a cosine")
@@ -137,18 +133,15 @@ def build_model_config(cfg: TrainConfig, train_files: list[Path]) -> LatentActio
                         num_codes=cfg.num_codes, latent_grid=cfg.latent_grid)
 
 
-def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool = False,
-                        widen: bool = False) -> LatentActionConfig:
+def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool = False) -> LatentActionConfig:
     """The checkpoint's model config, refusing flags that ask for a different model; with ``grow``,
     --num_codes may differ (``grow_codebook`` grows the codebook when the weights are loaded and
-    refuses to shrink it); with ``widen``, --channels may differ (``widen_decoder``, likewise)."""
+    refuses to shrink it)."""
     stored = config_from_checkpoint(payload, LatentActionConfig, path)
     if grow and cfg.num_codes is not None:
         stored = replace(stored, num_codes=cfg.num_codes)
-    if widen and cfg.channels is not None:
-        stored = replace(stored, channels=cfg.channels)
     asked = model_config(cfg.model, stored.palette, context_frames=cfg.context_frames, num_codes=cfg.num_codes,
-                         latent_grid=cfg.latent_grid, channels=cfg.channels)
+                         latent_grid=cfg.latent_grid)
     if asked != stored:
         raise CheckpointError(f"checkpoint {path} holds a different model than --model {cfg.model} with these flags; "
                               "give the flags it was trained with")
@@ -161,10 +154,8 @@ def initial_model(cfg: TrainConfig, train_files: list[Path]) -> tuple[LatentActi
     if not cfg.init_from:
         return build_model_config(cfg, train_files), None
     payload = load_checkpoint(cfg.init_from, stage=STAGE)
-    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=not cfg.decoder_only,
-                                    widen=cfg.decoder_only)
-    state = grow_codebook(payload["model"], model_cfg.num_codes)
-    return model_cfg, widen_decoder(state, LatentActionModel(model_cfg).state_dict())
+    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=not cfg.decoder_only)
+    return model_cfg, grow_codebook(payload["model"], model_cfg.num_codes)
 
 
 def main() -> None:

@@ -265,34 +265,6 @@ def grow_codebook(state: dict[str, torch.Tensor], num_codes: int) -> dict[str, t
             "quantizer.usage": torch.cat([usage, usage.new_zeros(extra)])}
 
 
-def widen_decoder(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A model's weights with its decoder widened to the shapes of ``fresh`` (a freshly built wider
-    model's state), drawing the same frames as before.
-
-    The old weights fill the leading channels; a new channel starts from ``fresh``'s random weights,
-    and what every old channel reads from the new ones starts at zero, so the new channels are
-    switched off at first and training turns them on where they help."""
-    out = dict(state)
-    for key, new in fresh.items():
-        old = state.get(key)
-        if not key.startswith("decoder.") or old is None or old.shape == new.shape:
-            continue
-        if any(o > n for o, n in zip(old.shape, new.shape)):
-            raise CheckpointError(f"a decoder can be widened, not narrowed: {key} has shape {tuple(old.shape)}, "
-                                  f"asked {tuple(new.shape)}")
-        grown = new.clone()
-        if key.startswith("decoder.latent_in."):    # rows: FiLM scales, then shifts, one per channel
-            half_old, half_new = old.shape[0] // 2, new.shape[0] // 2
-            for part in range(2):
-                grown[part * half_new:part * half_new + half_old, ...] = old[part * half_old:(part + 1) * half_old]
-        else:
-            grown[tuple(slice(0, n) for n in old.shape)] = old
-        if new.dim() == 4:                           # (out, in, kh, kw): old outputs ignore new inputs
-            grown[:old.shape[0], old.shape[1]:] = 0
-        out[key] = grown
-    return out
-
-
 # ----------------------------------------------------------------------------------- the nets
 
 class LatentEncoder(nn.Module):
