@@ -30,6 +30,7 @@ from models import breakout_objects as objects
 from models.breakout_damage import Palette, erase_paddle_end, remove_ball, shift_paddle, stray_ball
 from models.figures import pyplot, save_figure
 from models.frame_dataset import PaletteIndexer
+from models.latent_action import LatentActionModel
 from models.neural_env import ACTION_MEMORY, NeuralBreakoutEnv
 from models.players import BreakoutFollower
 
@@ -268,7 +269,7 @@ class OneStep:
                 "paddle_width_right_share": self.paddle_right / max(1, self.steps)}
 
 
-def one_step_stats(model: Any, frames: np.ndarray, batch_size: int = 32) -> OneStep:
+def one_step_stats(model: LatentActionModel, frames: np.ndarray, batch_size: int = 32) -> OneStep:
     """One step of the world model from every window of real frames (T, H, W, 3), oldest first."""
     c = model.config.context_frames
     idx = torch.from_numpy(PaletteIndexer(model.config.palette).to_indices(frames)).long().to(model.device)  # (T, H, W)
