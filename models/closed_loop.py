@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from models import breakout_objects as objects
+from models.action_pairs import encode_game
 from models.breakout_damage import Palette, erase_paddle_end, remove_ball, shift_paddle, stray_ball
 from models.figures import pyplot, save_figure
 from models.frame_dataset import PaletteIndexer
@@ -270,20 +271,21 @@ class OneStep:
 
 
 def one_step_stats(model: LatentActionModel, frames: np.ndarray, batch_size: int = 32) -> OneStep:
-    """One step of the world model from every window of real frames (T, H, W, 3), oldest first."""
+    """One step of the world model from every full window of real frames (T, H, W, 3), oldest first."""
     c = model.config.context_frames
-    idx = torch.from_numpy(PaletteIndexer(model.config.palette).to_indices(frames)).long().to(model.device)  # (T, H, W)
+    indexer = PaletteIndexer(model.config.palette)
+    idx = indexer.to_indices(frames)                                              # (T, H, W) uint8
     with torch.inference_mode():
-        context = idx.unfold(0, c, 1)[:-1].permute(0, 3, 1, 2)                                    # (T - c, c, H, W)
-        real = idx[c:]
-        drawn = torch.cat([model.predict_next(context[i:i + batch_size],
-                                              model.encode_latents(context[i:i + batch_size], real[i:i + batch_size]))
-                           for i in range(0, len(real), batch_size)])
-    drawn_rgb = model.to_rgb(drawn).cpu().numpy().astype(np.uint8)
-    real_rgb = frames[c:]
+        codes, windows = encode_game(model, idx, batch_size)
+        codes, windows = codes[c - 1:], windows[c - 1:]                          # full contexts only
+        drawn = torch.cat([model.predict_next(torch.from_numpy(idx[windows[i:i + batch_size, :c]]).to(model.device),
+                                              torch.from_numpy(codes[i:i + batch_size]).to(model.device))
+                           for i in range(0, len(codes), batch_size)]).cpu().numpy()
+    real = idx[windows[:, c]]
+    drawn_rgb, real_rgb = indexer.to_rgb(drawn), frames[windows[:, c]]
     ball_drawn, ball_real = objects.ball_pixels(drawn_rgb), objects.ball_pixels(real_rgb)
     shown_drawn, shown_real = ball_drawn.any(axis=(1, 2)), ball_real.any(axis=(1, 2))
-    return OneStep(steps=len(real), frames_exact=int((drawn == real).flatten(1).all(1).sum()),
+    return OneStep(steps=len(real), frames_exact=int((drawn == real).all(axis=(1, 2)).sum()),
                    ball_steps=int((shown_drawn | shown_real).sum()),
                    ball_exact=int(((ball_drawn == ball_real).all(axis=(1, 2)) & (shown_drawn | shown_real)).sum()),
                    ball_lost=int((shown_real & ~shown_drawn).sum()),
