@@ -28,17 +28,13 @@ from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files, recorded_game
 from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
                                   split_folders)
-from models.latent_action import (MODEL_PRESETS, MOTION_PRIOR_LAYERS, ROLLOUT_STEPS, STAGE, LatentActionConfig,
-                                  LatentActionModel, check_train_batch, evaluate, grow_codebook, model_config,
-                                  open_loop_step, train_step, with_motion_prior)
+from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
+                                  check_train_batch, grow_codebook, model_config, open_loop_step, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
 from models.world_model_metrics import comparison_sheet
 
 PALETTE_GAMES = 32  # training games read to find the palette
-# Learning-rate factor of the motion prior's new layers when it is added to a trained decoder, which is
-# fine-tuned at a small rate (1e-4) that would leave them near their start for thousands of steps.
-PRIOR_LR_SCALE = 10.0
 PLOT_KEYS = ["loss", "recon_loss", "val_loss", "psnr", "copy_psnr", "pixel_exact", "changed_accuracy",
              "paddle_error_px", "ball_error_px", "codebook_usage", "codebook_perplexity", "delta_psnr_t4", "lr",
              "last_step_loss"]
@@ -76,9 +72,6 @@ class TrainConfig:
     rollout_steps: int = arg(1, "with --decoder_only: train on this many steps run open loop, as in play: after "
                                 "the first, the decoder's context holds the frames it drew, and each step's target "
                                 "is the real frame (1: one step from real frames)")
-    motion_prior: bool = arg(False, "give the decoder the motion prior (models/motion_prior.py); with --init_from a "
-                                    "model without it, its layers start as before training and learn "
-                                    f"{PRIOR_LR_SCALE:g} times faster than the rest")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
@@ -137,21 +130,18 @@ def start_process(cfg: TrainConfig) -> Process:
 def build_model_config(cfg: TrainConfig, train_files: list[Path]) -> LatentActionConfig:
     sample = train_files[:: max(1, len(train_files) // PALETTE_GAMES)][:PALETTE_GAMES]
     return model_config(cfg.model, palette_from_games(sample), context_frames=cfg.context_frames,
-                        num_codes=cfg.num_codes, latent_grid=cfg.latent_grid, motion_prior=cfg.motion_prior)
+                        num_codes=cfg.num_codes, latent_grid=cfg.latent_grid)
 
 
-def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool = False,
-                        extend: bool = False) -> LatentActionConfig:
+def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool = False) -> LatentActionConfig:
     """The checkpoint's model config, refusing flags that ask for a different model; with ``grow``,
     --num_codes may differ (``grow_codebook`` grows the codebook when the weights are loaded and
-    refuses to shrink it); with ``extend``, --motion_prior may add the motion prior."""
+    refuses to shrink it)."""
     stored = config_from_checkpoint(payload, LatentActionConfig, path)
     if grow and cfg.num_codes is not None:
         stored = replace(stored, num_codes=cfg.num_codes)
-    if extend and cfg.motion_prior:
-        stored = replace(stored, motion_prior=True)
     asked = model_config(cfg.model, stored.palette, context_frames=cfg.context_frames, num_codes=cfg.num_codes,
-                         latent_grid=cfg.latent_grid, motion_prior=cfg.motion_prior)
+                         latent_grid=cfg.latent_grid)
     if asked != stored:
         raise CheckpointError(f"checkpoint {path} holds a different model than --model {cfg.model} with these flags; "
                               "give the flags it was trained with")
@@ -164,19 +154,8 @@ def initial_model(cfg: TrainConfig, train_files: list[Path]) -> tuple[LatentActi
     if not cfg.init_from:
         return build_model_config(cfg, train_files), None
     payload = load_checkpoint(cfg.init_from, stage=STAGE)
-    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=not cfg.decoder_only, extend=True)
-    state = grow_codebook(payload["model"], model_cfg.num_codes)
-    return model_cfg, with_motion_prior(state, model_cfg) if model_cfg.motion_prior else state
-
-
-def parameter_groups(model: LatentActionModel, learning_rate: float) -> list[dict]:
-    """The trainable weights, the motion prior's layers at PRIOR_LR_SCALE times the learning rate."""
-    prior_names = tuple(f"decoder.{layer}" for layer in MOTION_PRIOR_LAYERS)
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for name, p in trainable if not name.startswith(prior_names)], "lr": learning_rate},
-              {"params": [p for name, p in trainable if name.startswith(prior_names)],
-               "lr": learning_rate * PRIOR_LR_SCALE}]
-    return [group for group in groups if group["params"]]
+    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=not cfg.decoder_only)
+    return model_cfg, grow_codebook(payload["model"], model_cfg.num_codes)
 
 
 def main() -> None:
@@ -206,7 +185,7 @@ def main() -> None:
         load_state(model, initial, cfg.init_from)
     if cfg.decoder_only:
         model.freeze_latent_actions()
-    optimizer = torch.optim.Adam(parameter_groups(model, cfg.learning_rate), lr=cfg.learning_rate)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.iterations))
     best_val = math.inf
     if resumed:

@@ -29,14 +29,9 @@ from torch import nn
 from models import world_model_metrics as wm
 from models.checkpoint import CheckpointError, load_model
 from models.frame_dataset import Windows
-from models.motion_prior import extrapolated_frames
 
 STAGE = "latent_action"
 COPY_LOGIT_INIT = 5.0      # start as "copy the last frame": softmax gives it ~95% before training
-# The motion prior's copy logit before training: at 4 the shipped decoder's ball is already drawn where the
-# prior puts it in 72% of follower steps (66% without), and training closes it where the prior is wrong.
-MOVE_GATE_INIT = 4.0
-MOTION_PRIOR_LAYERS = ("prior_in.", "move_gate.")   # the decoder's layers that only the motion prior has
 ENTROPY_TEMPERATURE = 0.1  # softness of the code assignment used only by the entropy term
 USAGE_DECAY = 0.99         # EMA of how often each code is chosen, per training batch
 ROLLOUT_STEPS = 4          # Genie's controllability figure is read at t = 4
@@ -63,9 +58,6 @@ class LatentActionConfig:
     entropy_weight: float = 0.01
     dead_code_share: float = 0.05    # a code chosen less than this share of 1/num_codes is reset
     copy_last_frame: bool = True     # the decoder's output starts from the last context frame
-    # The decoder also sees the last frame with its moving pixels moved on once more, and may copy it
-    # (models/motion_prior.py); needs a palette model with copy_last_frame and two context frames.
-    motion_prior: bool = False
     changed_pixel_weight: float = 5.0   # loss weight of pixels that differ from the last context frame
     # Read the palette logits as if every pixel had weighed the same in the loss (see unweighted()).
     undo_change_weight: bool = True
@@ -80,8 +72,6 @@ class LatentActionConfig:
             raise ValueError("channels and encoder_channels need at least one level")
         if self.pixels not in ("palette", "rgb"):
             raise ValueError(f"pixels must be 'palette' or 'rgb', got {self.pixels!r}")
-        if self.motion_prior and (self.pixels != "palette" or not self.copy_last_frame or self.context_frames < 2):
-            raise ValueError("motion_prior needs pixels='palette', copy_last_frame and at least two context frames")
 
     @property
     def num_latents(self) -> int:
@@ -275,14 +265,6 @@ def grow_codebook(state: dict[str, torch.Tensor], num_codes: int) -> dict[str, t
             "quantizer.usage": torch.cat([usage, usage.new_zeros(extra)])}
 
 
-def with_motion_prior(state: dict[str, torch.Tensor], cfg: LatentActionConfig) -> dict[str, torch.Tensor]:
-    """A trained model's weights with the motion prior's layers added as before training
-    (``WorldModel.reset_motion_prior``), for a ``cfg`` with ``motion_prior``."""
-    fresh = WorldModel(cfg).state_dict()
-    added = {f"decoder.{k}": v for k, v in fresh.items() if k.startswith(MOTION_PRIOR_LAYERS)}
-    return {**added, **state}
-
-
 # ----------------------------------------------------------------------------------- the nets
 
 class LatentEncoder(nn.Module):
@@ -343,30 +325,13 @@ class WorldModel(nn.Module):
         self.head = nn.Conv2d(c[0], self.out_channels * cfg.fold ** 2, 1)
         if cfg.copy_last_frame and cfg.pixels == "palette":
             self.copy_logit = nn.Parameter(torch.tensor(COPY_LOGIT_INIT))
-        if cfg.motion_prior:
-            self.prior_input = FrameInput(cfg, 1)
-            self.prior_in = nn.Conv2d(self.prior_input.out_channels, c[0], 1)
-            self.move_gate = nn.Conv2d(c[0], cfg.fold ** 2, 1)
-            self.reset_motion_prior()
         self.register_buffer("table", palette_table(cfg), persistent=False)
         self.register_buffer("colours", torch.arange(cfg.num_colours).view(1, -1, 1, 1, 1), persistent=False)
-
-    def reset_motion_prior(self) -> None:
-        """The motion prior's weights as before training: the net does not see the extrapolated frame, and
-        its colour gets the logit MOVE_GATE_INIT wherever it differs from the last frame."""
-        nn.init.zeros_(self.prior_in.weight)
-        nn.init.zeros_(self.prior_in.bias)
-        nn.init.zeros_(self.move_gate.weight)
-        nn.init.constant_(self.move_gate.bias, MOVE_GATE_INIT)
 
     def forward(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w)."""
         cfg = self.cfg
-        x = self.stem[0](self.input(context))
-        if cfg.motion_prior:
-            moved = extrapolated_frames(context)              # (B, H, W)
-            x = x + self.prior_in(self.prior_input(moved[:, None]))
-        skips = [self.stem[1:](x)]                            # level 0: (B, c0, h, w)
+        skips = [self.stem(self.input(context))]              # level 0: (B, c0, h, w)
         for down in self.down:
             skips.append(down(skips[-1]))                     # level i: (B, c_i, h / 2^i, w / 2^i)
         x = skips[-1]
@@ -382,9 +347,6 @@ class WorldModel(nn.Module):
         if not cfg.copy_last_frame:
             return torch.sigmoid(out) if cfg.pixels == "rgb" else out
         last = fold_frames(context[:, -1:], cfg)              # (B, 1, f^2, h, w), padding = K
-        if cfg.motion_prior:
-            moved_f = fold_frames(moved[:, None], cfg)        # (B, 1, f^2, h, w)
-            out = out + self.move_gate(x)[:, None] * ((moved_f == self.colours) & (moved_f != last)).float()
         if cfg.pixels == "palette":
             return out + self.copy_logit * (last == self.colours).float()
         return folded_rgb(last, self.table)[:, 0] + out

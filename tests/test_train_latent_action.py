@@ -246,27 +246,6 @@ def test_a_decoder_only_run_keeps_the_encoder_and_codebook(games, tmp_path):
     assert grown.returncode == 1 and "different model" in grown.stderr and "Traceback" not in grown.stderr
 
 
-def test_a_trained_decoder_gets_the_motion_prior_added_and_keeps_it_on_resume(games, tmp_path):
-    import torch
-    source = tmp_path / "source"
-    first = run_script("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(source), "--device", "cpu")
-    assert first.returncode == 0, first.stderr[-2000:]
-    out = tmp_path / "prior"
-    flags = ("--preset", "tiny", "--data_dir", str(games), "--checkpoint_dir", str(out), "--device", "cpu",
-             "--decoder_only")
-    tuned = run_script(*flags, "--init_from", str(source / "latest.pt"), "--motion_prior", "--iterations", "4")
-    assert tuned.returncode == 0, tuned.stderr[-2000:]
-    before, after = (torch.load(p, weights_only=True) for p in (source / "latest.pt", out / "latest.pt"))
-    assert after["config"]["motion_prior"] and not before["config"]["motion_prior"]
-    assert {"decoder.prior_in.weight", "decoder.move_gate.bias"} <= set(after["model"]) - set(before["model"])
-    assert all(torch.equal(v, after["model"][k]) for k, v in before["model"].items() if not k.startswith("decoder."))
-    resumed = run_script(*flags, "--resume", "--motion_prior", "--iterations", "6")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert torch.load(out / "latest.pt", weights_only=True)["step"] == 6
-    forgotten = run_script(*flags, "--resume", "--iterations", "8")
-    assert forgotten.returncode == 1 and "different model" in forgotten.stderr and "Traceback" not in forgotten.stderr
-
-
 def test_bad_input_gets_one_clear_line(games, tmp_path):
     missing = run_script("--preset", "tiny", "--data_dir", str(tmp_path / "nowhere"), "--checkpoint_dir", str(tmp_path))
     assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
