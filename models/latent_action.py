@@ -32,6 +32,10 @@ from models.frame_dataset import Windows
 
 STAGE = "latent_action"
 COPY_LOGIT_INIT = 5.0      # start as "copy the last frame": softmax gives it ~95% before training
+# Spread of the components' own scale and shift at their start: enough that each fits some frames a little
+# better than the others, so that training pulls them apart, and small beside a trained decoder's features.
+COMPONENT_FILM_STD = 0.1
+MIXTURE_LAYERS = ("decoder.component_film", "decoder.component_logits")   # the layers only a mixture has
 ENTROPY_TEMPERATURE = 0.1  # softness of the code assignment used only by the entropy term
 USAGE_DECAY = 0.99         # EMA of how often each code is chosen, per training batch
 ROLLOUT_STEPS = 4          # Genie's controllability figure is read at t = 4
@@ -61,6 +65,8 @@ class LatentActionConfig:
     changed_pixel_weight: float = 5.0   # loss weight of pixels that differ from the last context frame
     # Read the palette logits as if every pixel had weighed the same in the loss (see unweighted()).
     undo_change_weight: bool = True
+    # Whole next frames the decoder can draw per step (a mixture, see WorldModel.mixture); 1: one.
+    components: int = 1
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "context_frames", "fold", "num_codes", "code_dim"):
@@ -72,6 +78,8 @@ class LatentActionConfig:
             raise ValueError("channels and encoder_channels need at least one level")
         if self.pixels not in ("palette", "rgb"):
             raise ValueError(f"pixels must be 'palette' or 'rgb', got {self.pixels!r}")
+        if self.components < 1 or (self.components > 1 and self.pixels != "palette"):
+            raise ValueError(f"components must be 1, or more with pixels='palette'; got {self.components}")
 
     @property
     def num_latents(self) -> int:
@@ -265,6 +273,13 @@ def grow_codebook(state: dict[str, torch.Tensor], num_codes: int) -> dict[str, t
             "quantizer.usage": torch.cat([usage, usage.new_zeros(extra)])}
 
 
+def with_new_layers(state: dict[str, torch.Tensor], cfg: LatentActionConfig) -> dict[str, torch.Tensor]:
+    """A trained model's weights with the layers ``cfg`` adds (the mixture's, for more ``components``)
+    as they start before training."""
+    fresh = LatentActionModel(cfg).state_dict()
+    return {**{k: v for k, v in fresh.items() if k not in state}, **state}
+
+
 # ----------------------------------------------------------------------------------- the nets
 
 class LatentEncoder(nn.Module):
@@ -325,23 +340,67 @@ class WorldModel(nn.Module):
         self.head = nn.Conv2d(c[0], self.out_channels * cfg.fold ** 2, 1)
         if cfg.copy_last_frame and cfg.pixels == "palette":
             self.copy_logit = nn.Parameter(torch.tensor(COPY_LOGIT_INIT))
+        if cfg.components > 1:
+            self.component_film = nn.Parameter(torch.randn(cfg.components, 2 * c[0]) * COMPONENT_FILM_STD)
+            self.component_logits = nn.Linear(2 * c[-1], cfg.components)
+            nn.init.zeros_(self.component_logits.weight)
+            nn.init.zeros_(self.component_logits.bias)
         self.register_buffer("table", palette_table(cfg), persistent=False)
         self.register_buffer("colours", torch.arange(cfg.num_colours).view(1, -1, 1, 1, 1), persistent=False)
 
     def forward(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w)."""
-        cfg = self.cfg
+        """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w): with several
+        components, the likeliest one's."""
+        x, top = self.features(context, latent)
+        if self.cfg.components == 1:
+            return self.draw(x, context)
+        choice = self.component_logits(top).argmax(dim=1)     # (B,)
+        return self.draw(x, context, self.component_film[choice])
+
+    def mixture(self, context: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every component's output (B, M, K, fold^2, h, w) and the components' logits (B, M).
+
+        Each pixel's colour drawn on its own from one softmax cannot keep an object whole when the
+        next frame has several likely forms: a paddle that moves 11, 12 or 13 px on the same code
+        (the game's hidden timing) gets each end from a different guess and comes out a pixel short,
+        and a ball with three likely places gets none. A mixture of M such frames, trained on the
+        whole frame's likelihood, lets each component draw one form whole; play draws the likeliest."""
+        x, top = self.features(context, latent)
+        b, m = x.shape[0], self.cfg.components
+        film = self.component_film.repeat(b, 1)               # (B * M, 2 c0), component fastest
+        out = self.draw(x.repeat_interleave(m, dim=0), context.repeat_interleave(m, dim=0), film)
+        return out.reshape(b, m, *out.shape[1:]), self.component_logits(top)
+
+    def features(self, context: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Level 0's features with the latent action applied (B, c0, h, w), before its last convolution,
+        and the coarsest level's, pooled (B, 2 c_top)."""
         skips = [self.stem(self.input(context))]              # level 0: (B, c0, h, w)
         for down in self.down:
             skips.append(down(skips[-1]))                     # level i: (B, c_i, h / 2^i, w / 2^i)
-        x = skips[-1]
+        x, top = skips[-1], None
         for level in range(len(skips) - 1, -1, -1):
             if level < len(skips) - 1:
                 x = F.interpolate(F.relu(self.up[level](x)), scale_factor=2.0, mode="nearest") + skips[level]
             action = F.interpolate(self.latent_in[level](latent), size=x.shape[-2:], mode="nearest")
             scale, shift = action.chunk(2, dim=1)             # (B, c_level, h_level, w_level) each
             x = x * (1 + scale) + shift
+            if level == 0:
+                break
             x = F.relu(self.merge[level](x))
+            if top is None:
+                top = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        if top is None:                                       # a one-level decoder
+            top = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return x, top
+
+    def draw(self, x: torch.Tensor, context: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
+        """Level 0's features (B, c0, h, w), optionally scaled and shifted by a component (B, 2 c0),
+        -> the folded output (B, K or 3, fold^2, h, w)."""
+        cfg = self.cfg
+        if film is not None:
+            scale, shift = film[:, :, None, None].chunk(2, dim=1)
+            x = x * (1 + scale) + shift
+        x = F.relu(self.merge[0](x))
         b, _, h, w = x.shape
         out = self.head(x).reshape(b, self.out_channels, cfg.fold ** 2, h, w)   # (B, K or 3, f^2, h, w)
         if not cfg.copy_last_frame:
@@ -371,6 +430,41 @@ def pixel_loss(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.T
     """Per-pixel cross-entropy (palette) or squared error (rgb) of the folded prediction, weighted
     towards the pixels that change: ~0.2% of a Breakout frame changes per step, and those pixels
     are the whole game. Padding pixels weigh nothing."""
+    per_frame, weight = weighted_frame_losses(cfg, table, prediction, last, target)
+    return per_frame.sum() / weight
+
+
+def mixture_loss(cfg: LatentActionConfig, table: torch.Tensor, predictions: torch.Tensor, component_logits: torch.Tensor,
+                 last: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``pixel_loss`` of a mixture of M frames (B, M, K, fold^2, h, w) with logits (B, M), one component
+    giving ``pixel_loss`` exactly.
+
+    Each real frame trains the components by their share of it (``frame_shares``). The logits learn, by
+    cross-entropy, how likely each component is to have drawn the frame (the posterior of a mixture
+    of equal weights), so that play picks the one likeliest to draw the real frame."""
+    b, m = predictions.shape[:2]
+    per_frame, weight = weighted_frame_losses(cfg, table, predictions.flatten(0, 1), last.repeat_interleave(m, dim=0),
+                                              target.repeat_interleave(m, dim=0))
+    per_frame = per_frame.reshape(b, m)
+    posterior = F.softmax(-per_frame.detach(), dim=1)
+    choice = -(posterior * F.log_softmax(component_logits, dim=1)).sum() if m > 1 else per_frame.new_zeros(())
+    return ((frame_shares(per_frame.detach()) * per_frame).sum() + choice) / (weight / m)
+
+
+def frame_shares(losses: torch.Tensor) -> torch.Tensor:
+    """Each component's share of each frame (B, M), from their weighted losses (B, M).
+
+    A frame goes to the components that draw it well, measured against how well each draws the batch
+    as a whole. Measured by its loss alone, the component that starts a little better at the ~33,000
+    pixels that do not change would take every frame, and the others would never learn; measured
+    against the batch, the components part by the few pixels where the next frames differ, and each
+    learns one form of them whole."""
+    return F.softmax(-(losses - losses.mean(dim=0, keepdim=True)), dim=1)
+
+
+def weighted_frame_losses(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.Tensor, last: torch.Tensor,
+                          target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each frame's weighted sum of per-pixel losses (B,), and the weights' total."""
     target_f = fold_frames(torch.stack([target, last], dim=1), cfg)  # (B, 2, f^2, h, w)
     target_f, last_f = target_f[:, 0], target_f[:, 1]                # (B, f^2, h, w) each
     if cfg.pixels == "palette":
@@ -380,7 +474,7 @@ def pixel_loss(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.T
         per_pixel = (prediction - truth).pow(2).mean(1)                   # (B, f^2, h, w)
     weight = 1.0 + (cfg.changed_pixel_weight - 1.0) * (target_f != last_f).float()
     weight = weight * (target_f != cfg.num_colours).float()
-    return (weight * per_pixel).sum() / weight.sum()
+    return (weight * per_pixel).flatten(1).sum(dim=1), weight.sum()
 
 
 # ------------------------------------------------------------------------------------- the model
@@ -431,8 +525,15 @@ class LatentActionModel(nn.Module):
     def forward(self, context: torch.Tensor, next_frame: torch.Tensor) -> Forward:
         """The training objective on (B, C, H, W) context and (B, H, W) next frame, palette indices."""
         quantized = self.quantizer(self.encoder(context, next_frame))
-        prediction = self.decoder(context, quantized.latent)
-        recon = self.reconstruction_loss(prediction, context[:, -1], next_frame)
+        if self.config.components == 1:
+            prediction = self.decoder(context, quantized.latent)
+            recon = self.reconstruction_loss(prediction, context[:, -1], next_frame)
+        else:
+            predictions, component_logits = self.decoder.mixture(context, quantized.latent)
+            recon = mixture_loss(self.config, self.decoder.table, predictions, component_logits, context[:, -1],
+                                 next_frame)
+            chosen = component_logits.argmax(dim=1)
+            prediction = predictions[torch.arange(len(chosen), device=chosen.device), chosen]
         loss = recon + quantized.vq_loss + self.config.entropy_weight * quantized.entropy_loss
         return Forward(prediction=prediction, codes=quantized.codes, quantized=quantized, recon_loss=recon, loss=loss)
 
