@@ -65,8 +65,13 @@ class LatentActionConfig:
     changed_pixel_weight: float = 5.0   # loss weight of pixels that differ from the last context frame
     # Read the palette logits as if every pixel had weighed the same in the loss (see unweighted()).
     undo_change_weight: bool = True
-    # Whole next frames the decoder can draw per step (a mixture, see WorldModel.mixture); 1: one.
+    # Forms of the next frame the decoder can draw per step, chosen band by band (a mixture, see
+    # WorldModel.mixture); 1: one.
     components: int = 1
+    # Pixel rows of a band that picks its component as a whole. An object cut by a band's edge gets
+    # its parts from different components: 20 keeps Breakout's paddle (rows 189-192) in one band,
+    # where every band of 16, 24 or 32 rows ends at row 191.
+    band_rows: int = 20
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "context_frames", "fold", "num_codes", "code_dim"):
@@ -80,6 +85,8 @@ class LatentActionConfig:
             raise ValueError(f"pixels must be 'palette' or 'rgb', got {self.pixels!r}")
         if self.components < 1 or (self.components > 1 and self.pixels != "palette"):
             raise ValueError(f"components must be 1, or more with pixels='palette'; got {self.components}")
+        if self.band_rows < 1 or self.band_rows % self.fold:
+            raise ValueError(f"band_rows must be a positive multiple of fold ({self.fold}), got {self.band_rows}")
 
     @property
     def num_latents(self) -> int:
@@ -342,7 +349,7 @@ class WorldModel(nn.Module):
             self.copy_logit = nn.Parameter(torch.tensor(COPY_LOGIT_INIT))
         if cfg.components > 1:
             self.component_film = nn.Parameter(torch.randn(cfg.components, 2 * c[0]) * COMPONENT_FILM_STD)
-            self.component_logits = nn.Linear(2 * c[-1], cfg.components)
+            self.component_logits = nn.Conv2d(c[0], cfg.components, 1)
             nn.init.zeros_(self.component_logits.weight)
             nn.init.zeros_(self.component_logits.bias)
         self.register_buffer("table", palette_table(cfg), persistent=False)
@@ -350,62 +357,62 @@ class WorldModel(nn.Module):
 
     def forward(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w): with several
-        components, the likeliest one's."""
-        x, top = self.features(context, latent)
+        components, each band's likeliest."""
+        x = self.features(context, latent)
         if self.cfg.components == 1:
             return self.draw(x, context)
-        choice = self.component_logits(top).argmax(dim=1)     # (B,)
-        return self.draw(x, context, self.component_film[choice])
+        choice = self.band_logits(x).argmax(dim=1)            # (B, bands)
+        used = choice.unique()                                # only the components some band draws
+        drawn = self.draw(x, context, self.component_film[used])
+        return pick_components(drawn, torch.searchsorted(used, choice), self.cfg.band_rows // self.cfg.fold)
 
     def mixture(self, context: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every component's output (B, M, K, fold^2, h, w) and the components' logits (B, M).
+        """Every component's output (B, M, K, fold^2, h, w) and the components' logits per band (B, M, bands).
 
         Each pixel's colour drawn on its own from one softmax cannot keep an object whole when the
         next frame has several likely forms: a paddle that moves 11, 12 or 13 px on the same code
         (the game's hidden timing) gets each end from a different guess and comes out a pixel short,
-        and a ball with three likely places gets none. A mixture of M such frames, trained on the
-        whole frame's likelihood, lets each component draw one form whole; play draws the likeliest."""
-        x, top = self.features(context, latent)
-        b, m = x.shape[0], self.cfg.components
-        film = self.component_film.repeat(b, 1)               # (B * M, 2 c0), component fastest
-        out = self.draw(x.repeat_interleave(m, dim=0), context.repeat_interleave(m, dim=0), film)
-        return out.reshape(b, m, *out.shape[1:]), self.component_logits(top)
+        and a ball with three likely places gets none. A mixture of M such frames lets each
+        component draw one form whole, and play draws the likeliest. The choice is made per band
+        of rows, so that the paddle's form is not tied to the ball's or the bricks'."""
+        x = self.features(context, latent)
+        return self.draw(x, context, self.component_film), self.band_logits(x)
 
-    def features(self, context: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Level 0's features with the latent action applied (B, c0, h, w), before its last convolution,
-        and the coarsest level's, pooled (B, 2 c_top)."""
+    def band_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The components' logits per band (B, M, bands) from level 0's features (B, c0, h, w)."""
+        return band_sums(self.component_logits(F.relu(x)).mean(dim=3), self.cfg.band_rows // self.cfg.fold)
+
+    def features(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """Level 0's features with the latent action applied (B, c0, h, w), before its last convolution."""
         skips = [self.stem(self.input(context))]              # level 0: (B, c0, h, w)
         for down in self.down:
             skips.append(down(skips[-1]))                     # level i: (B, c_i, h / 2^i, w / 2^i)
-        x, top = skips[-1], None
+        x = skips[-1]
         for level in range(len(skips) - 1, -1, -1):
             if level < len(skips) - 1:
                 x = F.interpolate(F.relu(self.up[level](x)), scale_factor=2.0, mode="nearest") + skips[level]
             action = F.interpolate(self.latent_in[level](latent), size=x.shape[-2:], mode="nearest")
             scale, shift = action.chunk(2, dim=1)             # (B, c_level, h_level, w_level) each
             x = x * (1 + scale) + shift
-            if level == 0:
-                break
-            x = F.relu(self.merge[level](x))
-            if top is None:
-                top = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-        if top is None:                                       # a one-level decoder
-            top = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-        return x, top
+            if level > 0:
+                x = F.relu(self.merge[level](x))
+        return x
 
     def draw(self, x: torch.Tensor, context: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
-        """Level 0's features (B, c0, h, w), optionally scaled and shifted by a component (B, 2 c0),
-        -> the folded output (B, K or 3, fold^2, h, w)."""
+        """Level 0's features (B, c0, h, w) -> the folded output (B, K or 3, fold^2, h, w); given the
+        components' scales and shifts (M, 2 c0), every component's output (B, M, K, fold^2, h, w)."""
         cfg = self.cfg
         if film is not None:
-            scale, shift = film[:, :, None, None].chunk(2, dim=1)
-            x = x * (1 + scale) + shift
+            scale, shift = film[None, :, :, None, None].chunk(2, dim=2)        # (1, M, c0, 1, 1) each
+            x = (x[:, None] * (1 + scale) + shift).flatten(0, 1)              # (B * M, c0, h, w)
         x = F.relu(self.merge[0](x))
-        b, _, h, w = x.shape
-        out = self.head(x).reshape(b, self.out_channels, cfg.fold ** 2, h, w)   # (B, K or 3, f^2, h, w)
+        n, _, h, w = x.shape
+        out = self.head(x).reshape(n, self.out_channels, cfg.fold ** 2, h, w)   # (n, K or 3, f^2, h, w)
+        last = fold_frames(context[:, -1:], cfg)              # (B, 1, f^2, h, w), padding = K
+        if film is not None:
+            out, last = out.unflatten(0, (-1, len(film))), last[:, None]
         if not cfg.copy_last_frame:
             return torch.sigmoid(out) if cfg.pixels == "rgb" else out
-        last = fold_frames(context[:, -1:], cfg)              # (B, 1, f^2, h, w), padding = K
         if cfg.pixels == "palette":
             return out + self.copy_logit * (last == self.colours).float()
         return folded_rgb(last, self.table)[:, 0] + out
@@ -425,46 +432,63 @@ class WorldModel(nn.Module):
         return prediction + math.log(cfg.changed_pixel_weight) * unchanged.float()
 
 
+def band_sums(rows: torch.Tensor, band: int) -> torch.Tensor:
+    """Sums over bands of ``band`` rows along the last dimension (..., h) -> (..., ceil(h / band))."""
+    extra = -rows.shape[-1] % band
+    return F.pad(rows, (0, extra)).unflatten(-1, (-1, band)).sum(dim=-1)
+
+
+def pick_components(predictions: torch.Tensor, choice: torch.Tensor, band: int) -> torch.Tensor:
+    """Each band's chosen component: (B, M, K, fold^2, h, w), choice (B, bands) -> (B, K, fold^2, h, w)."""
+    b, _, k, ff, h, w = predictions.shape
+    rows = choice.repeat_interleave(band, dim=1)[:, :h]      # (B, h)
+    index = rows[:, None, None, None, :, None].expand(b, 1, k, ff, h, w)
+    return predictions.gather(1, index)[:, 0]
+
+
 def pixel_loss(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.Tensor, last: torch.Tensor,
                target: torch.Tensor) -> torch.Tensor:
     """Per-pixel cross-entropy (palette) or squared error (rgb) of the folded prediction, weighted
     towards the pixels that change: ~0.2% of a Breakout frame changes per step, and those pixels
     are the whole game. Padding pixels weigh nothing."""
-    per_frame, weight = weighted_frame_losses(cfg, table, prediction, last, target)
-    return per_frame.sum() / weight
+    rows, weight = weighted_row_losses(cfg, table, prediction, last, target)
+    return rows.sum() / weight
 
 
 def mixture_loss(cfg: LatentActionConfig, table: torch.Tensor, predictions: torch.Tensor, component_logits: torch.Tensor,
                  last: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``pixel_loss`` of a mixture of M frames (B, M, K, fold^2, h, w) with logits (B, M), one component
-    giving ``pixel_loss`` exactly.
+    """``pixel_loss`` of a mixture of M frames (B, M, K, fold^2, h, w) with logits per band (B, M, bands),
+    one component giving ``pixel_loss`` exactly.
 
-    Each real frame trains the components by their share of it (``frame_shares``). The logits learn, by
-    cross-entropy, how likely each component is to have drawn the frame (the posterior of a mixture
-    of equal weights), so that play picks the one likeliest to draw the real frame."""
+    Each band of each real frame trains the components by their share of it (``frame_shares``). The
+    logits learn, by cross-entropy, how likely each component is to have drawn the band (the posterior
+    of a mixture of equal weights), so that play picks the one likeliest to draw it."""
     b, m = predictions.shape[:2]
-    per_frame, weight = weighted_frame_losses(cfg, table, predictions.flatten(0, 1), last.repeat_interleave(m, dim=0),
-                                              target.repeat_interleave(m, dim=0))
-    per_frame = per_frame.reshape(b, m)
-    posterior = F.softmax(-per_frame.detach(), dim=1)
-    choice = -(posterior * F.log_softmax(component_logits, dim=1)).sum() if m > 1 else per_frame.new_zeros(())
-    return ((frame_shares(per_frame.detach()) * per_frame).sum() + choice) / (weight / m)
+    rows, weight = weighted_row_losses(cfg, table, predictions.flatten(0, 1), last.repeat_interleave(m, dim=0),
+                                       target.repeat_interleave(m, dim=0))
+    losses = band_sums(rows, cfg.band_rows // cfg.fold).reshape(b, m, -1)          # (B, M, bands)
+    posterior = F.softmax(-losses.detach(), dim=1)
+    choice = -(posterior * F.log_softmax(component_logits, dim=1)).sum() if m > 1 else losses.new_zeros(())
+    return ((frame_shares(losses.detach()) * losses).sum() + choice) / (weight / m)
 
 
 def frame_shares(losses: torch.Tensor) -> torch.Tensor:
-    """Each component's share of each frame (B, M), from their weighted losses (B, M).
+    """Which component each band of each frame trains (B, M, ...) one-hot, from their weighted losses
+    (B, M, ...).
 
-    A frame goes to the components that draw it well, measured against how well each draws the batch
-    as a whole. Measured by its loss alone, the component that starts a little better at the ~33,000
-    pixels that do not change would take every frame, and the others would never learn; measured
-    against the batch, the components part by the few pixels where the next frames differ, and each
-    learns one form of them whole."""
-    return F.softmax(-(losses - losses.mean(dim=0, keepdim=True)), dim=1)
+    A band goes to the component that draws it best measured against how well each draws that band
+    over the batch. Measured by its loss alone, the component that starts a little better at the
+    many pixels that do not change would take every band, and the others would never learn; measured
+    against the batch, the components part by the few pixels where the next frames differ. Given
+    whole (not shared by softmax), each band pulls one component all the way to its form, so the
+    components part from the first step on and each learns one form whole."""
+    best = (losses - losses.mean(dim=0, keepdim=True)).argmin(dim=1, keepdim=True)
+    return torch.zeros_like(losses).scatter_(1, best, 1.0)
 
 
-def weighted_frame_losses(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.Tensor, last: torch.Tensor,
-                          target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each frame's weighted sum of per-pixel losses (B,), and the weights' total."""
+def weighted_row_losses(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.Tensor, last: torch.Tensor,
+                        target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each folded row's weighted sum of per-pixel losses (B, h), and the weights' total."""
     target_f = fold_frames(torch.stack([target, last], dim=1), cfg)  # (B, 2, f^2, h, w)
     target_f, last_f = target_f[:, 0], target_f[:, 1]                # (B, f^2, h, w) each
     if cfg.pixels == "palette":
@@ -474,7 +498,7 @@ def weighted_frame_losses(cfg: LatentActionConfig, table: torch.Tensor, predicti
         per_pixel = (prediction - truth).pow(2).mean(1)                   # (B, f^2, h, w)
     weight = 1.0 + (cfg.changed_pixel_weight - 1.0) * (target_f != last_f).float()
     weight = weight * (target_f != cfg.num_colours).float()
-    return (weight * per_pixel).flatten(1).sum(dim=1), weight.sum()
+    return (weight * per_pixel).sum(dim=(1, 3)), weight.sum()
 
 
 # ------------------------------------------------------------------------------------- the model
@@ -532,8 +556,7 @@ class LatentActionModel(nn.Module):
             predictions, component_logits = self.decoder.mixture(context, quantized.latent)
             recon = mixture_loss(self.config, self.decoder.table, predictions, component_logits, context[:, -1],
                                  next_frame)
-            chosen = component_logits.argmax(dim=1)
-            prediction = predictions[torch.arange(len(chosen), device=chosen.device), chosen]
+            prediction = pick_components(predictions, component_logits.argmax(dim=1), self.config.band_rows // self.config.fold)
         loss = recon + quantized.vq_loss + self.config.entropy_weight * quantized.entropy_loss
         return Forward(prediction=prediction, codes=quantized.codes, quantized=quantized, recon_loss=recon, loss=loss)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models.checkpoint import CheckpointError, load_state, save_checkpoint
 from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames, grow_codebook,
@@ -310,9 +311,25 @@ def test_one_component_gives_the_pixel_loss_and_new_components_start_from_the_tr
         torch.testing.assert_close(
             mixture_loss(cfg, plain.decoder.table, prediction[:, None], torch.zeros(len(context), 1), context[:, -1], nxt),
             plain.reconstruction_loss(prediction, context[:, -1], nxt))
-        x, _ = mixed.decoder.features(context, latent)
-        torch.testing.assert_close(mixed.decoder.draw(x, context), prediction)
+        torch.testing.assert_close(mixed.decoder.draw(mixed.decoder.features(context, latent), context), prediction)
         predictions, logits = mixed.decoder.mixture(context, latent)
     assert predictions.shape == (len(context), 3, *prediction.shape[1:])
     assert torch.equal(logits, torch.zeros_like(logits))      # no component preferred before training
     assert not torch.equal(predictions[:, 0], predictions[:, 1])
+
+
+def test_play_draws_each_band_from_its_likeliest_component():
+    model = tiny_model(components=3).eval()
+    context, _ = two_outcomes()
+    latent = model.quantizer.lookup(model.random_codes(len(context)), 1, 1)
+    bands = -(-fold_frames(context[:, :1], model.config).shape[-2] // (model.config.band_rows // model.config.fold))
+    choice = torch.randint(0, 2, (len(context), bands), generator=torch.Generator().manual_seed(0)) * 2  # 0 or 2
+    model.decoder.band_logits = lambda x: F.one_hot(choice, 3).permute(0, 2, 1).float()
+    with torch.no_grad():
+        predictions, _ = model.decoder.mixture(context, latent)
+        drawn = model.decoder(context, latent)
+    rows = model.config.band_rows // model.config.fold
+    for b in range(len(context)):
+        for band in range(bands):
+            part = slice(band * rows, (band + 1) * rows)
+            assert torch.equal(drawn[b, ..., part, :], predictions[b, choice[b, band], ..., part, :])
