@@ -28,17 +28,13 @@ from models.cli import arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files, recorded_game
 from models.frame_dataset import (FramePool, PaletteIndexer, default_load_workers, fixed_windows, palette_from_games,
                                   split_folders)
-from models.latent_action import (MIXTURE_LAYERS, MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
-                                  check_train_batch, grow_codebook, model_config, open_loop_step, train_step,
-                                  with_new_layers)
+from models.latent_action import (MODEL_PRESETS, ROLLOUT_STEPS, STAGE, LatentActionConfig, LatentActionModel, evaluate,
+                                  check_train_batch, grow_codebook, model_config, open_loop_step, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
 from models.world_model_metrics import comparison_sheet
 
 PALETTE_GAMES = 32  # training games read to find the palette
-# Learning-rate factor of layers that --init_from's weights lack (a mixture's), so that they move at a
-# fine-tuning rate (1e-4) in hundreds of steps rather than thousands.
-NEW_LAYER_LR_SCALE = 10.0
 PLOT_KEYS = ["loss", "recon_loss", "val_loss", "psnr", "copy_psnr", "pixel_exact", "changed_accuracy",
              "paddle_error_px", "ball_error_px", "codebook_usage", "codebook_perplexity", "delta_psnr_t4", "lr",
              "last_step_loss"]
@@ -76,10 +72,6 @@ class TrainConfig:
     rollout_steps: int = arg(1, "with --decoder_only: train on this many steps run open loop, as in play: after "
                                 "the first, the decoder's context holds the frames it drew, and each step's target "
                                 "is the real frame (1: one step from real frames)")
-    components: int | None = arg(None, "whole next frames the decoder draws from, a mixture trained on each "
-                                          "frame's likelihood; play draws the likeliest (default: the model shape's, "
-                                          f"1); with --init_from a model with fewer, the new layers learn "
-                                          f"{NEW_LAYER_LR_SCALE:g} times faster than the rest")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
@@ -138,20 +130,18 @@ def start_process(cfg: TrainConfig) -> Process:
 def build_model_config(cfg: TrainConfig, train_files: list[Path]) -> LatentActionConfig:
     sample = train_files[:: max(1, len(train_files) // PALETTE_GAMES)][:PALETTE_GAMES]
     return model_config(cfg.model, palette_from_games(sample), context_frames=cfg.context_frames,
-                        num_codes=cfg.num_codes, latent_grid=cfg.latent_grid, components=cfg.components)
+                        num_codes=cfg.num_codes, latent_grid=cfg.latent_grid)
 
 
 def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool = False) -> LatentActionConfig:
     """The checkpoint's model config, refusing flags that ask for a different model; with ``grow``,
     --num_codes may differ (``grow_codebook`` grows the codebook when the weights are loaded and
-    refuses to shrink it) and --components may add components (``with_new_layers``)."""
+    refuses to shrink it)."""
     stored = config_from_checkpoint(payload, LatentActionConfig, path)
     if grow and cfg.num_codes is not None:
         stored = replace(stored, num_codes=cfg.num_codes)
-    if grow and cfg.components is not None and cfg.components > stored.components:
-        stored = replace(stored, components=cfg.components)
     asked = model_config(cfg.model, stored.palette, context_frames=cfg.context_frames, num_codes=cfg.num_codes,
-                         latent_grid=cfg.latent_grid, components=cfg.components)
+                         latent_grid=cfg.latent_grid)
     if asked != stored:
         raise CheckpointError(f"checkpoint {path} holds a different model than --model {cfg.model} with these flags; "
                               "give the flags it was trained with")
@@ -160,25 +150,12 @@ def stored_model_config(cfg: TrainConfig, payload: dict, path: Path, grow: bool 
 
 def initial_model(cfg: TrainConfig, train_files: list[Path]) -> tuple[LatentActionConfig, dict | None]:
     """A fresh run's model config, and the weights to start from (None: random). A decoder-only run
-    may not grow the codebook (the frozen encoder would pick the new, untrained codes), but may add
-    components."""
+    may not grow the codebook: the frozen encoder would pick the new, untrained codes."""
     if not cfg.init_from:
         return build_model_config(cfg, train_files), None
     payload = load_checkpoint(cfg.init_from, stage=STAGE)
-    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=True)
-    if cfg.decoder_only and model_cfg.num_codes != config_from_checkpoint(payload, LatentActionConfig).num_codes:
-        raise CheckpointError("--decoder_only keeps the codebook of --init_from: leave --num_codes out")
-    return model_cfg, with_new_layers(grow_codebook(payload["model"], model_cfg.num_codes), model_cfg)
-
-
-def parameter_groups(model: LatentActionModel, learning_rate: float, fine_tune: bool) -> list[dict]:
-    """The trainable weights; when fine-tuning a trained model, the mixture's layers (which may be new
-    to it) at NEW_LAYER_LR_SCALE times the rate."""
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    scale = NEW_LAYER_LR_SCALE if fine_tune else 1.0
-    groups = [{"params": [p for name, p in trainable if not name.startswith(MIXTURE_LAYERS)], "lr": learning_rate},
-              {"params": [p for name, p in trainable if name.startswith(MIXTURE_LAYERS)], "lr": learning_rate * scale}]
-    return [group for group in groups if group["params"]]
+    model_cfg = stored_model_config(cfg, payload, Path(cfg.init_from), grow=not cfg.decoder_only)
+    return model_cfg, grow_codebook(payload["model"], model_cfg.num_codes)
 
 
 def main() -> None:
@@ -208,8 +185,7 @@ def main() -> None:
         load_state(model, initial, cfg.init_from)
     if cfg.decoder_only:
         model.freeze_latent_actions()
-    fine_tune = bool(resumed.get("run_config", {}).get("init_from") if resumed else cfg.init_from)
-    optimizer = torch.optim.Adam(parameter_groups(model, cfg.learning_rate, fine_tune), lr=cfg.learning_rate)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.iterations))
     best_val = math.inf
     if resumed:

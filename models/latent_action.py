@@ -32,10 +32,6 @@ from models.frame_dataset import Windows
 
 STAGE = "latent_action"
 COPY_LOGIT_INIT = 5.0      # start as "copy the last frame": softmax gives it ~95% before training
-# Spread of the components' own scale and shift at their start: enough that each fits some frames a little
-# better than the others, so that training pulls them apart, and small beside a trained decoder's features.
-COMPONENT_FILM_STD = 0.1
-MIXTURE_LAYERS = ("decoder.component_film", "decoder.component_logits")   # the layers only a mixture has
 ENTROPY_TEMPERATURE = 0.1  # softness of the code assignment used only by the entropy term
 USAGE_DECAY = 0.99         # EMA of how often each code is chosen, per training batch
 ROLLOUT_STEPS = 4          # Genie's controllability figure is read at t = 4
@@ -65,13 +61,6 @@ class LatentActionConfig:
     changed_pixel_weight: float = 5.0   # loss weight of pixels that differ from the last context frame
     # Read the palette logits as if every pixel had weighed the same in the loss (see unweighted()).
     undo_change_weight: bool = True
-    # Forms of the next frame the decoder can draw per step, chosen band by band (a mixture, see
-    # WorldModel.mixture); 1: one.
-    components: int = 1
-    # Pixel rows of a band that picks its component as a whole. An object cut by a band's edge gets
-    # its parts from different components: 20 keeps Breakout's paddle (rows 189-192) in one band,
-    # where every band of 16, 24 or 32 rows ends at row 191.
-    band_rows: int = 20
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "context_frames", "fold", "num_codes", "code_dim"):
@@ -83,10 +72,6 @@ class LatentActionConfig:
             raise ValueError("channels and encoder_channels need at least one level")
         if self.pixels not in ("palette", "rgb"):
             raise ValueError(f"pixels must be 'palette' or 'rgb', got {self.pixels!r}")
-        if self.components < 1 or (self.components > 1 and self.pixels != "palette"):
-            raise ValueError(f"components must be 1, or more with pixels='palette'; got {self.components}")
-        if self.band_rows < 1 or self.band_rows % self.fold:
-            raise ValueError(f"band_rows must be a positive multiple of fold ({self.fold}), got {self.band_rows}")
 
     @property
     def num_latents(self) -> int:
@@ -280,13 +265,6 @@ def grow_codebook(state: dict[str, torch.Tensor], num_codes: int) -> dict[str, t
             "quantizer.usage": torch.cat([usage, usage.new_zeros(extra)])}
 
 
-def with_new_layers(state: dict[str, torch.Tensor], cfg: LatentActionConfig) -> dict[str, torch.Tensor]:
-    """A trained model's weights with the layers ``cfg`` adds (the mixture's, for more ``components``)
-    as they start before training."""
-    fresh = LatentActionModel(cfg).state_dict()
-    return {**{k: v for k, v in fresh.items() if k not in state}, **state}
-
-
 # ----------------------------------------------------------------------------------- the nets
 
 class LatentEncoder(nn.Module):
@@ -347,43 +325,12 @@ class WorldModel(nn.Module):
         self.head = nn.Conv2d(c[0], self.out_channels * cfg.fold ** 2, 1)
         if cfg.copy_last_frame and cfg.pixels == "palette":
             self.copy_logit = nn.Parameter(torch.tensor(COPY_LOGIT_INIT))
-        if cfg.components > 1:
-            self.component_film = nn.Parameter(torch.randn(cfg.components, 2 * c[0]) * COMPONENT_FILM_STD)
-            self.component_logits = nn.Conv2d(c[0], cfg.components, 1)
-            nn.init.zeros_(self.component_logits.weight)
-            nn.init.zeros_(self.component_logits.bias)
         self.register_buffer("table", palette_table(cfg), persistent=False)
         self.register_buffer("colours", torch.arange(cfg.num_colours).view(1, -1, 1, 1, 1), persistent=False)
 
     def forward(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w): with several
-        components, each band's likeliest."""
-        x = self.features(context, latent)
-        if self.cfg.components == 1:
-            return self.draw(x, context)
-        choice = self.band_logits(x).argmax(dim=1)            # (B, bands)
-        used = choice.unique()                                # only the components some band draws
-        drawn = self.draw(x, context, self.component_film[used])
-        return pick_components(drawn, torch.searchsorted(used, choice), self.cfg.band_rows // self.cfg.fold)
-
-    def mixture(self, context: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every component's output (B, M, K, fold^2, h, w) and the components' logits per band (B, M, bands).
-
-        Each pixel's colour drawn on its own from one softmax cannot keep an object whole when the
-        next frame has several likely forms: a paddle that moves 11, 12 or 13 px on the same code
-        (the game's hidden timing) gets each end from a different guess and comes out a pixel short,
-        and a ball with three likely places gets none. A mixture of M such frames lets each
-        component draw one form whole, and play draws the likeliest. The choice is made per band
-        of rows, so that the paddle's form is not tied to the ball's or the bricks'."""
-        x = self.features(context, latent)
-        return self.draw(x, context, self.component_film), self.band_logits(x)
-
-    def band_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The components' logits per band (B, M, bands) from level 0's features (B, c0, h, w)."""
-        return band_sums(self.component_logits(F.relu(x)).mean(dim=3), self.cfg.band_rows // self.cfg.fold)
-
-    def features(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """Level 0's features with the latent action applied (B, c0, h, w), before its last convolution."""
+        """(B, C, H, W) indices, (B, D, rows, cols) latent -> (B, K or 3, fold^2, h, w)."""
+        cfg = self.cfg
         skips = [self.stem(self.input(context))]              # level 0: (B, c0, h, w)
         for down in self.down:
             skips.append(down(skips[-1]))                     # level i: (B, c_i, h / 2^i, w / 2^i)
@@ -394,25 +341,12 @@ class WorldModel(nn.Module):
             action = F.interpolate(self.latent_in[level](latent), size=x.shape[-2:], mode="nearest")
             scale, shift = action.chunk(2, dim=1)             # (B, c_level, h_level, w_level) each
             x = x * (1 + scale) + shift
-            if level > 0:
-                x = F.relu(self.merge[level](x))
-        return x
-
-    def draw(self, x: torch.Tensor, context: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
-        """Level 0's features (B, c0, h, w) -> the folded output (B, K or 3, fold^2, h, w); given the
-        components' scales and shifts (M, 2 c0), every component's output (B, M, K, fold^2, h, w)."""
-        cfg = self.cfg
-        if film is not None:
-            scale, shift = film[None, :, :, None, None].chunk(2, dim=2)        # (1, M, c0, 1, 1) each
-            x = (x[:, None] * (1 + scale) + shift).flatten(0, 1)              # (B * M, c0, h, w)
-        x = F.relu(self.merge[0](x))
-        n, _, h, w = x.shape
-        out = self.head(x).reshape(n, self.out_channels, cfg.fold ** 2, h, w)   # (n, K or 3, f^2, h, w)
-        last = fold_frames(context[:, -1:], cfg)              # (B, 1, f^2, h, w), padding = K
-        if film is not None:
-            out, last = out.unflatten(0, (-1, len(film))), last[:, None]
+            x = F.relu(self.merge[level](x))
+        b, _, h, w = x.shape
+        out = self.head(x).reshape(b, self.out_channels, cfg.fold ** 2, h, w)   # (B, K or 3, f^2, h, w)
         if not cfg.copy_last_frame:
             return torch.sigmoid(out) if cfg.pixels == "rgb" else out
+        last = fold_frames(context[:, -1:], cfg)              # (B, 1, f^2, h, w), padding = K
         if cfg.pixels == "palette":
             return out + self.copy_logit * (last == self.colours).float()
         return folded_rgb(last, self.table)[:, 0] + out
@@ -432,63 +366,11 @@ class WorldModel(nn.Module):
         return prediction + math.log(cfg.changed_pixel_weight) * unchanged.float()
 
 
-def band_sums(rows: torch.Tensor, band: int) -> torch.Tensor:
-    """Sums over bands of ``band`` rows along the last dimension (..., h) -> (..., ceil(h / band))."""
-    extra = -rows.shape[-1] % band
-    return F.pad(rows, (0, extra)).unflatten(-1, (-1, band)).sum(dim=-1)
-
-
-def pick_components(predictions: torch.Tensor, choice: torch.Tensor, band: int) -> torch.Tensor:
-    """Each band's chosen component: (B, M, K, fold^2, h, w), choice (B, bands) -> (B, K, fold^2, h, w)."""
-    b, _, k, ff, h, w = predictions.shape
-    rows = choice.repeat_interleave(band, dim=1)[:, :h]      # (B, h)
-    index = rows[:, None, None, None, :, None].expand(b, 1, k, ff, h, w)
-    return predictions.gather(1, index)[:, 0]
-
-
 def pixel_loss(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.Tensor, last: torch.Tensor,
                target: torch.Tensor) -> torch.Tensor:
     """Per-pixel cross-entropy (palette) or squared error (rgb) of the folded prediction, weighted
     towards the pixels that change: ~0.2% of a Breakout frame changes per step, and those pixels
     are the whole game. Padding pixels weigh nothing."""
-    rows, weight = weighted_row_losses(cfg, table, prediction, last, target)
-    return rows.sum() / weight
-
-
-def mixture_loss(cfg: LatentActionConfig, table: torch.Tensor, predictions: torch.Tensor, component_logits: torch.Tensor,
-                 last: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``pixel_loss`` of a mixture of M frames (B, M, K, fold^2, h, w) with logits per band (B, M, bands),
-    one component giving ``pixel_loss`` exactly.
-
-    Each band of each real frame trains the components by their share of it (``frame_shares``). The
-    logits learn, by cross-entropy, how likely each component is to have drawn the band (the posterior
-    of a mixture of equal weights), so that play picks the one likeliest to draw it."""
-    b, m = predictions.shape[:2]
-    rows, weight = weighted_row_losses(cfg, table, predictions.flatten(0, 1), last.repeat_interleave(m, dim=0),
-                                       target.repeat_interleave(m, dim=0))
-    losses = band_sums(rows, cfg.band_rows // cfg.fold).reshape(b, m, -1)          # (B, M, bands)
-    posterior = F.softmax(-losses.detach(), dim=1)
-    choice = -(posterior * F.log_softmax(component_logits, dim=1)).sum() if m > 1 else losses.new_zeros(())
-    return ((frame_shares(losses.detach()) * losses).sum() + choice) / (weight / m)
-
-
-def frame_shares(losses: torch.Tensor) -> torch.Tensor:
-    """Which component each band of each frame trains (B, M, ...) one-hot, from their weighted losses
-    (B, M, ...).
-
-    A band goes to the component that draws it best measured against how well each draws that band
-    over the batch. Measured by its loss alone, the component that starts a little better at the
-    many pixels that do not change would take every band, and the others would never learn; measured
-    against the batch, the components part by the few pixels where the next frames differ. Given
-    whole (not shared by softmax), each band pulls one component all the way to its form, so the
-    components part from the first step on and each learns one form whole."""
-    best = (losses - losses.mean(dim=0, keepdim=True)).argmin(dim=1, keepdim=True)
-    return torch.zeros_like(losses).scatter_(1, best, 1.0)
-
-
-def weighted_row_losses(cfg: LatentActionConfig, table: torch.Tensor, prediction: torch.Tensor, last: torch.Tensor,
-                        target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each folded row's weighted sum of per-pixel losses (B, h), and the weights' total."""
     target_f = fold_frames(torch.stack([target, last], dim=1), cfg)  # (B, 2, f^2, h, w)
     target_f, last_f = target_f[:, 0], target_f[:, 1]                # (B, f^2, h, w) each
     if cfg.pixels == "palette":
@@ -498,7 +380,7 @@ def weighted_row_losses(cfg: LatentActionConfig, table: torch.Tensor, prediction
         per_pixel = (prediction - truth).pow(2).mean(1)                   # (B, f^2, h, w)
     weight = 1.0 + (cfg.changed_pixel_weight - 1.0) * (target_f != last_f).float()
     weight = weight * (target_f != cfg.num_colours).float()
-    return (weight * per_pixel).sum(dim=(1, 3)), weight.sum()
+    return (weight * per_pixel).sum() / weight.sum()
 
 
 # ------------------------------------------------------------------------------------- the model
@@ -549,14 +431,8 @@ class LatentActionModel(nn.Module):
     def forward(self, context: torch.Tensor, next_frame: torch.Tensor) -> Forward:
         """The training objective on (B, C, H, W) context and (B, H, W) next frame, palette indices."""
         quantized = self.quantizer(self.encoder(context, next_frame))
-        if self.config.components == 1:
-            prediction = self.decoder(context, quantized.latent)
-            recon = self.reconstruction_loss(prediction, context[:, -1], next_frame)
-        else:
-            predictions, component_logits = self.decoder.mixture(context, quantized.latent)
-            recon = mixture_loss(self.config, self.decoder.table, predictions, component_logits, context[:, -1],
-                                 next_frame)
-            prediction = pick_components(predictions, component_logits.argmax(dim=1), self.config.band_rows // self.config.fold)
+        prediction = self.decoder(context, quantized.latent)
+        recon = self.reconstruction_loss(prediction, context[:, -1], next_frame)
         loss = recon + quantized.vq_loss + self.config.entropy_weight * quantized.entropy_loss
         return Forward(prediction=prediction, codes=quantized.codes, quantized=quantized, recon_loss=recon, loss=loss)
 

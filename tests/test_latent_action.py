@@ -4,12 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from models.checkpoint import CheckpointError, load_state, save_checkpoint
 from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames, grow_codebook,
-                                  load_latent_action_model, mixture_loss, model_config, open_loop_step, rollout,
-                                  train_step, unfold_frames, with_new_layers)
+                                  load_latent_action_model, model_config, open_loop_step, rollout, train_step,
+                                  unfold_frames)
 
 PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
 
@@ -260,76 +259,3 @@ def test_a_training_batch_of_one_window_is_refused() -> None:
     check_train_batch(2)
     with pytest.raises(ValueError, match="--batch_size must be at least 2"):
         check_train_batch(1)
-
-
-def two_outcomes() -> tuple[torch.Tensor, torch.Tensor]:
-    """A block standing still in the context that moves 8 px left or right, each half the time:
-    context (8, 2, 210, 160) and next frames (8, 210, 160), the two outcomes alternating."""
-    context = torch.zeros(8, 2, 210, 160, dtype=torch.long)
-    context[:, :, 100:104, 76:84] = 1
-    nxt = torch.zeros(8, 210, 160, dtype=torch.long)
-    nxt[0::2, 100:104, 68:76] = 1
-    nxt[1::2, 100:104, 84:92] = 1
-    return context, nxt
-
-
-def fit_decoder(model: LatentActionModel, context: torch.Tensor, nxt: torch.Tensor, steps: int) -> torch.Tensor:
-    """Train the decoder alone on one batch with a fixed latent; its drawn next frame for the context."""
-    latent = torch.zeros(1, model.config.code_dim, 1, 1).expand(len(context), -1, -1, -1)
-    optimizer = torch.optim.Adam(model.decoder.parameters(), lr=1e-2)
-    for _ in range(steps):
-        if model.config.components == 1:
-            loss = model.reconstruction_loss(model.decoder(context, latent), context[:, -1], nxt)
-        else:
-            predictions, logits = model.decoder.mixture(context, latent)
-            loss = mixture_loss(model.config, model.decoder.table, predictions, logits, context[:, -1], nxt)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        return model.prediction_indices(model.unweighted(model.decoder(context[:1], latent[:1]), context[:1, -1]))[0]
-
-
-def test_a_mixture_draws_one_whole_outcome_where_one_softmax_per_pixel_draws_neither():
-    context, nxt = two_outcomes()
-    outcomes = (nxt[0], nxt[1])
-    single = fit_decoder(tiny_model(), context, nxt, steps=150)
-    assert not any(torch.equal(single, outcome) for outcome in outcomes)
-    mixed = fit_decoder(tiny_model(components=2), context, nxt, steps=250)
-    assert any(torch.equal(mixed, outcome) for outcome in outcomes)
-
-
-def test_one_component_gives_the_pixel_loss_and_new_components_start_from_the_trained_decoder():
-    plain = tiny_model().eval()
-    cfg = model_config("tiny", PALETTE, components=3)
-    mixed = LatentActionModel(cfg).eval()
-    mixed.load_state_dict(with_new_layers(plain.state_dict(), cfg))
-    context, nxt = two_outcomes()
-    latent = plain.quantizer.lookup(plain.random_codes(len(context)), 1, 1)
-    with torch.no_grad():
-        prediction = plain.decoder(context, latent)
-        torch.testing.assert_close(
-            mixture_loss(cfg, plain.decoder.table, prediction[:, None], torch.zeros(len(context), 1), context[:, -1], nxt),
-            plain.reconstruction_loss(prediction, context[:, -1], nxt))
-        torch.testing.assert_close(mixed.decoder.draw(mixed.decoder.features(context, latent), context), prediction)
-        predictions, logits = mixed.decoder.mixture(context, latent)
-    assert predictions.shape == (len(context), 3, *prediction.shape[1:])
-    assert torch.equal(logits, torch.zeros_like(logits))      # no component preferred before training
-    assert not torch.equal(predictions[:, 0], predictions[:, 1])
-
-
-def test_play_draws_each_band_from_its_likeliest_component():
-    model = tiny_model(components=3).eval()
-    context, _ = two_outcomes()
-    latent = model.quantizer.lookup(model.random_codes(len(context)), 1, 1)
-    bands = -(-fold_frames(context[:, :1], model.config).shape[-2] // (model.config.band_rows // model.config.fold))
-    choice = torch.randint(0, 2, (len(context), bands), generator=torch.Generator().manual_seed(0)) * 2  # 0 or 2
-    model.decoder.band_logits = lambda x: F.one_hot(choice, 3).permute(0, 2, 1).float()
-    with torch.no_grad():
-        predictions, _ = model.decoder.mixture(context, latent)
-        drawn = model.decoder(context, latent)
-    rows = model.config.band_rows // model.config.fold
-    for b in range(len(context)):
-        for band in range(bands):
-            part = slice(band * rows, (band + 1) * rows)
-            assert torch.equal(drawn[b, ..., part, :], predictions[b, choice[b, band], ..., part, :])
