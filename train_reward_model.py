@@ -40,6 +40,7 @@ class RewardTrainConfig(RunFlags):
     batch_size: int = arg(64, "steps per training batch")
     learning_rate: float = arg(1e-3, "Adam learning rate")
     event_share: float = arg(0.5, "share of each batch drawn from steps at or next to a reward or a lost life")
+    mirror: bool = arg(False, "flip half the training windows left to right")
     context_frames: int = arg(2, "frames before the step's next frame that the model sees")
     pool: int = arg(2, "max-pool of the lit frames (px)")
     channels: list[int] = arg([16, 32, 32], "channels of the strided convolutions")
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         return [game_steps(load_episode(f), model_cfg, str(f)) for f in tqdm(files, desc="reading games", leave=False)]
 
     train, val = read(split.train), read(split.val)
-    events = [event_steps(g) for g in train]
+    events = [event_steps(g, model_cfg.exit_lag) for g in train]
     log = MetricsLog(out_dir / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),
                      resume_step=progress.step if resumed else None)
     print(f"{len(train)} training games ({sum(len(g.reward_class) for g in train)} steps), {len(val)} validation; "
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
                         game=model_cfg.game)
 
     def train_one() -> tuple[float, dict[str, float]]:
-        batch = sample_batch(train, events, model_cfg, cfg.batch_size, cfg.event_share, rng)
+        batch = sample_batch(train, events, model_cfg, cfg.batch_size, cfg.event_share, rng, cfg.mirror)
         return train_step(model, optimizer, batch.to(device))
 
     metrics = run_training(progress, cfg.num_steps, cfg, out_dir, log, "reward model", train_one,

@@ -9,7 +9,8 @@ hundred steps, with seeds no recording used in training has) it plays, for S ste
   step a lockstep emulator makes with the same actions (an oracle map): what still goes wrong is
   the world model's own.
 The games are not in lockstep with one another; what must match is how the game behaves, read from
-the pixels of every frame (``game_stats``). ``repair_trials`` measures one step from real frames whose
+the pixels of every frame (``game_stats``), beside the points each game's own counter gave (the
+emulator's score; the neural game's reward model, when its folder has one). ``repair_trials`` measures one step from real frames whose
 last frame was damaged (``models.breakout_damage``): does the next frame come out whole?
 ``one_step_stats`` explains the figures: one step from the emulator games' real frames, with the
 encoder's code, how often is the ball drawn exactly as the real frame shows it?"""
@@ -44,7 +45,7 @@ SERVE_GAP = 2             # a ball shown after at least this many ball-less fram
 HIT_ROW = 150             # a falling ball that turns upward below this row ...
 HIT_REACH_PX = 12         # ... with the paddle's centre this near its column, was hit by the paddle
 SIDES = ("emulator", "neural", "oracle")
-EVENTS = ("bricks", "points", "paddle_hits", "balls_lost", "serves")
+EVENTS = ("bricks", "points", "counted_points", "paddle_hits", "balls_lost", "serves")
 FRAME_SHARES = ("ball_shown", "paddle_whole", "one_ball")
 REPAIRS = ("paddle_erase_4px", "paddle_shift_3px", "stray_ball", "missing_ball")
 REPAIR_SHIFT_PX = 3
@@ -98,38 +99,44 @@ def play_starts(emulator: gym.Env, num: int, seed: int, keep_frames: int) -> lis
 
 # ------------------------------------------------------------------------------- playing
 
-Step = Callable[[int], tuple[np.ndarray, bool]]   # action -> (next frame, the game is over)
+Step = Callable[[int], tuple[np.ndarray, float, bool]]   # action -> (next frame, its points, the game is over)
 
 
 @dataclass
 class Played:
     frames: np.ndarray    # (n + 1, H, W, 3) uint8, the frame play started from first
     actions: np.ndarray   # (n,) int64
+    points: float = 0.0   # what the game's own counter gave: the emulator's score, the neural game's rewards
 
 
 def play(step: Step, first: np.ndarray, prev_action: int | None, player: BreakoutFollower,
          rng: np.random.Generator, steps: int) -> Played:
     """The player plays ``steps`` steps (fewer if the game ends), reading each frame ``step`` returns."""
-    frames, actions, frame, prev = [first], [], first, prev_action
+    frames, actions, frame, prev, points = [first], [], first, prev_action, 0.0
     for _ in range(steps):
         prev = player.act(frame, prev, rng)
-        frame, over = step(prev)
+        frame, reward, over = step(prev)
         frames.append(frame)
         actions.append(prev)
+        points += reward
         if over:
             break
-    return Played(frames=np.stack(frames), actions=np.array(actions, dtype=np.int64))
+    return Played(frames=np.stack(frames), actions=np.array(actions, dtype=np.int64), points=points)
 
 
 def emulator_step(emulator: gym.Env) -> Step:
-    def step(action: int) -> tuple[np.ndarray, bool]:
-        frame, _, terminated, truncated, _ = emulator.step(action)
-        return frame, terminated or truncated
+    def step(action: int) -> tuple[np.ndarray, float, bool]:
+        frame, reward, terminated, truncated, _ = emulator.step(action)
+        return frame, float(reward), terminated or truncated
     return step
 
 
 def neural_step(env: NeuralBreakoutEnv) -> Step:
-    return lambda action: (env.step(action)[0], False)
+    """The neural game on the map's codes; it plays on past its reward model's game over."""
+    def step(action: int) -> tuple[np.ndarray, float, bool]:
+        frame, reward = env.step(action)[:2]
+        return frame, reward, False
+    return step
 
 
 def oracle_step(env: NeuralBreakoutEnv, emulator: gym.Env, start: PlayStart) -> Step:
@@ -142,13 +149,14 @@ def oracle_step(env: NeuralBreakoutEnv, emulator: gym.Env, start: PlayStart) -> 
 
     context = deque(indices(start.frames[-c:]), maxlen=c)                      # C x (H, W)
 
-    def step(action: int) -> tuple[np.ndarray, bool]:
+    def step(action: int) -> tuple[np.ndarray, float, bool]:
         real, _, terminated, truncated, _ = emulator.step(action)
         with torch.inference_mode():
             nxt = indices(real[None])                                           # (1, H, W)
             codes = model.encode_latents(torch.stack(list(context))[None], nxt)[0].cpu().numpy()
         context.append(nxt[0])
-        return env.step_latents(codes, action)[0], terminated or truncated
+        frame, reward = env.step_latents(codes, action)[:2]
+        return frame, reward, terminated or truncated
     return step
 
 
@@ -173,6 +181,7 @@ class GameStats:
     steps: int
     bricks: int             # bricks that vanished
     points: int             # their points (7, 4 or 1 by row)
+    counted_points: float   # the points the game's own counter gave (``Played.points``; 0 without a reward model)
     paddle_hits: int        # a falling ball turned upward at the paddle
     balls_lost: int         # a ball last seen low vanished for SERVE_GAP frames or more
     serves: int             # a ball shown after SERVE_GAP ball-less frames or more
@@ -183,8 +192,9 @@ class GameStats:
     collapse: int | None    # the step at which the paddle had been missing or malformed COLLAPSE_RUN steps in a row
 
 
-def game_stats(frames: np.ndarray) -> GameStats:
-    """Stats of a game from its frames (n + 1, H, W, 3), the frame it started from first."""
+def game_stats(frames: np.ndarray, counted_points: float = 0.0) -> GameStats:
+    """Stats of a game from its frames (n + 1, H, W, 3), the frame it started from first, and the
+    points its own counter gave."""
     cells = objects.brick_cells(frames)                               # (n + 1, 6, 18)
     gone = (cells[:-1] & ~cells[1:]).sum(axis=2)                      # (n, 6)
     ball = objects.ball_position(frames)                              # (n + 1, 2)
@@ -196,6 +206,7 @@ def game_stats(frames: np.ndarray) -> GameStats:
         steps=len(frames) - 1,
         bricks=int(gone.sum()),
         points=int((gone * np.array(objects.BRICK_POINTS)).sum()),
+        counted_points=counted_points,
         paddle_hits=count_paddle_hits(row, col, paddle),
         balls_lost=sum(1 for t in ball_gone_at(shown) if row[t - 1] >= objects.LOST_ROW),
         serves=sum(1 for t in range(1, len(shown)) if shown[t] and t >= SERVE_GAP and not shown[t - SERVE_GAP:t].any()),
@@ -429,7 +440,7 @@ def run_closed_loop(env: NeuralBreakoutEnv, emulator: gym.Env, settings: ClosedL
             if side == "neural":
                 neural_seconds += time.perf_counter() - began
                 neural_steps += len(played.actions)
-            games[side].append(game_stats(played.frames))
+            games[side].append(game_stats(played.frames, played.points))
             if side == "emulator":
                 one_step = one_step.add(one_step_stats(env.world_model, np.concatenate([start.frames[:-1], played.frames])))
             if i == 0:

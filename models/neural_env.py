@@ -33,7 +33,7 @@ from models.checkpoint import PRETRAINED_DIR, checkpoint_game
 from models.cli import UserError
 from models.frame_cleaner import FrameCleaner, load_frame_cleaner
 from models.latent_action import LatentActionModel, load_latent_action_model
-from models.reward_model import RewardModel, lit_frames, load_reward_model
+from models.reward_model import LifeCounter, RewardModel, lit_frames, load_reward_model
 from models.runtime import pick_device
 
 ENV_ID = "NeuralBreakout-v0"
@@ -172,8 +172,9 @@ class NeuralBreakoutEnv(gym.Env):
 
     Rewards come from the reward-and-end model (``models.reward_model``, the folder's ``REWARD_FILE``),
     which reads the drawn frames: ``reward`` is the step's points, ``info["lives"]`` and
-    ``info["score"]`` are kept like ALE's, and ``terminated`` is True when the last life is lost (or
-    the model says the game is over), or at every lost life with ``terminal_on_life_loss``. Without
+    ``info["score"]`` are kept like ALE's (a life is lost the model's delay after it saw the ball leave,
+    ``LifeCounter``), and ``terminated`` is True when the last life is lost, or at every lost life with
+    ``terminal_on_life_loss``. Without
     that file ``reward`` is always 0.0 and ``terminated`` always False (a warning says so once). An
     episode is ``truncated`` after ``max_episode_steps`` steps. ``info`` also holds ``step`` (steps
     since reset) and ``codes`` (the latent action used, int64 (num_latents,)). With a frame cleaner
@@ -246,6 +247,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._step = 0
         self._lit: torch.Tensor | None = None      # (1, R, h, w) the last frames as the reward model reads them
         self.lives, self.score = 0, 0.0
+        self._life_counter = LifeCounter()
 
     # ----- gymnasium API
 
@@ -271,6 +273,7 @@ class NeuralBreakoutEnv(gym.Env):
         self.lives = self._check_count(options.get("lives", self.reward_model.config.start_lives
                                                    if self.reward_model else 0), "lives")
         self.score = float(self._check_count(options.get("score", 0), "score"))
+        self._life_counter = LifeCounter()
         if self.reward_model is not None:
             with torch.inference_mode():
                 rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)     # (n, H, W, 3)
@@ -341,11 +344,10 @@ class NeuralBreakoutEnv(gym.Env):
             lit = torch.cat([self._lit, lit_frames(nxt_rgb, self.reward_model.config.pool)[:, None]], dim=1)
             outcome = self.reward_model.predict(lit)                                                # (1,) each
             self._lit = lit[:, 1:]
-        reward, life_lost = float(outcome.reward[0]), bool(outcome.life_lost[0])
+        reward, life_lost = float(outcome.reward[0]), self._life_counter.step(int(outcome.exit_delay[0]))
         self.score += reward
         self.lives = max(0, self.lives - life_lost)
-        over = bool(outcome.game_over[0]) or (life_lost and self.lives == 0)
-        return reward, over or (life_lost and self.terminal_on_life_loss)
+        return reward, life_lost and (self.lives == 0 or self.terminal_on_life_loss)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array" and self._frame is not None:

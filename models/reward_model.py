@@ -2,13 +2,15 @@
 read from frames, so that the neural game can hand out rewards, lives and game over.
 
 From the last ``context_frames`` frames and the next one it predicts the step's reward class (one of
-``reward_values``, Breakout: 0, 1, 4, 7 points), whether a life was lost and whether the game ended.
-Why several frames: Breakout may redraw its score a step after the brick vanished, so the frames
-before must show a reward as already counted. A lost life is counted 2-9 agent steps after the last
-frame that shows the ball (later for a slower ball and one last seen higher: it falls on unseen); the
-lives digit changes on that step for most lives, a step later for some (236 and 20 of 256 in the
-recordings) and never for the last one (63 of 63), whose step only the ball's exit tells: seeing the
-slowest ball's last two frames takes ``context_frames`` 10 or more.
+``reward_values``, Breakout: 0, 1, 4, 7 points) and whether this is the step that tells the ball has
+left the screen (out of view for ``exit_lag`` + 1 frames), and if so how many steps later Breakout
+counts the lost life. Why several frames: Breakout may redraw its score a step after the brick
+vanished, so the frames before must show a reward as already counted. Why the delay: a lost life is
+counted 2-8 agent steps after the last frame that shows the ball (later for a slower ball and one last
+seen higher: it falls on unseen), and for the last life nothing on screen changes then. The ball's
+last two places fix the delay (in the recordings, its last row and its speed give one delay for 613
+of 615 lost lives), so ``LifeCounter`` counts the life that many steps on. Game over is the last life
+counted.
 
 Input: frames reduced to "lit or not" (any non-black channel), max-pooled by ``pool`` so the 2x4 px
 ball survives, float (B, context_frames + 1, H / pool, W / pool). Colour is left out: the brick's
@@ -26,6 +28,7 @@ from torch.nn import functional as F
 
 from models.checkpoint import load_model
 from models.cli import UserError
+from models.breakout_objects import ball_present
 from models.episodes import Episode
 
 STAGE = "reward_model"
@@ -41,13 +44,15 @@ class RewardModelConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 32])
     hidden: int = 128
     start_lives: int = 5                    # lives at the start of a game (for starts that do not say)
+    max_delay: int = 12                     # most steps between the ball's exit and the lost life's count
+    exit_lag: int = 2                       # the exit is told this many steps after the ball was last shown
     game: str = "Breakout"
 
     def __post_init__(self) -> None:
         if not self.reward_values or self.reward_values[0] != 0:
             raise ValueError(f"reward_values must start with 0 (no reward), got {self.reward_values}")
-        if self.context_frames < 1 or self.pool < 1 or not self.channels:
-            raise ValueError("context_frames, pool and channels must be positive")
+        if self.context_frames < 1 or self.pool < 1 or not self.channels or min(self.max_delay, self.exit_lag) < 0:
+            raise ValueError("context_frames, pool and channels must be positive, max_delay and exit_lag not negative")
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -70,13 +75,12 @@ def lit_frames(rgb: torch.Tensor, pool: int) -> torch.Tensor:
 class StepOutcome:
     """What the model says about a batch of steps."""
     reward: torch.Tensor      # (B,) float, the points of the step
-    life_lost: torch.Tensor   # (B,) bool
-    game_over: torch.Tensor   # (B,) bool
+    exit_delay: torch.Tensor  # (B,) int64, steps from the ball's exit on this step to its lost life; -1: no exit
 
 
 class RewardModel(nn.Module):
-    """Lit frames (B, context_frames + 1, h, w), oldest first -> logits (B, K + 2): K reward classes,
-    then life lost and game over."""
+    """Lit frames (B, context_frames + 1, h, w), oldest first -> logits (B, K + max_delay + 2): K reward
+    classes, then "no exit" and the exit delays 0 .. max_delay."""
 
     def __init__(self, cfg: RewardModelConfig):
         super().__init__()
@@ -89,7 +93,8 @@ class RewardModel(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             size = self.features(torch.zeros(1, cfg.context_frames + 1, *cfg.input_shape)).shape[1]
-        self.head = nn.Sequential(nn.Linear(size, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, len(cfg.reward_values) + 2))
+        outputs = len(cfg.reward_values) + cfg.max_delay + 2
+        self.head = nn.Sequential(nn.Linear(size, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, outputs))
         self.register_buffer("values", torch.tensor(cfg.reward_values, dtype=torch.float32), persistent=False)
 
     def forward(self, lit: torch.Tensor) -> torch.Tensor:
@@ -99,16 +104,34 @@ class RewardModel(nn.Module):
     def predict(self, lit: torch.Tensor) -> StepOutcome:
         logits = self(lit)
         k = len(self.config.reward_values)
-        return StepOutcome(reward=self.values[logits[:, :k].argmax(1)], life_lost=logits[:, k] > 0,
-                           game_over=logits[:, k + 1] > 0)
+        return StepOutcome(reward=self.values[logits[:, :k].argmax(1)], exit_delay=logits[:, k:].argmax(1) - 1)
 
-    def loss(self, lit: torch.Tensor, reward_class: torch.Tensor, life_lost: torch.Tensor,
-             game_over: torch.Tensor) -> torch.Tensor:
+    def loss(self, lit: torch.Tensor, reward_class: torch.Tensor, exit_delay: torch.Tensor) -> torch.Tensor:
         logits = self(lit)
         k = len(self.config.reward_values)
-        return (F.cross_entropy(logits[:, :k], reward_class)
-                + F.binary_cross_entropy_with_logits(logits[:, k], life_lost.float())
-                + F.binary_cross_entropy_with_logits(logits[:, k + 1], game_over.float()))
+        return F.cross_entropy(logits[:, :k], reward_class) + F.cross_entropy(logits[:, k:], exit_delay + 1)
+
+
+class LifeCounter:
+    """Counts a lost life the model's delay after the step it saw the ball leave, as Breakout counts it
+    once the unseen ball has fallen off the screen; exits seen while a count is pending are ignored."""
+
+    def __init__(self) -> None:
+        self.pending = -1       # steps until the pending count; -1: none
+
+    def step(self, exit_delay: int) -> bool:
+        """The model's exit delay for this step (-1: no exit) -> whether a life is counted on this step."""
+        if self.pending < 0:
+            self.pending = exit_delay
+        lost = self.pending == 0
+        self.pending = max(self.pending - 1, -1)
+        return lost
+
+
+def count_lives(exit_delay: np.ndarray) -> np.ndarray:
+    """bool (T,): the steps of a game on which ``LifeCounter`` counts a lost life, from exit delays (T,)."""
+    counter = LifeCounter()
+    return np.array([counter.step(int(d)) for d in exit_delay], dtype=bool)
 
 
 def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> RewardModel:
@@ -123,6 +146,8 @@ class GameSteps:
     """One recorded game as the reward model sees it."""
     lit: np.ndarray           # (T+1, h, w) uint8 lit mask of every frame
     reward_class: np.ndarray  # (T,) int64 index into reward_values
+    exit_delay: np.ndarray    # (T,) int64 target: steps from the ball's exit on this step to its lost life; -1 none
+    ball_gone: np.ndarray     # (T,) bool: the ball shown before the step and not after (an exit, or a dip out of view)
     life_lost: np.ndarray     # (T,) bool
     game_over: np.ndarray     # (T,) bool
     start_lives: int          # lives shown with the first frame
@@ -132,6 +157,23 @@ class GameSteps:
         the first frame repeated before the game's start."""
         offsets = np.arange(-context_frames + 1, 2)
         return self.lit[np.clip(steps[:, None] + offsets, 0, None)]
+
+
+def exit_delays(life_lost: np.ndarray, ball_shown: np.ndarray, max_delay: int, lag: int) -> np.ndarray:
+    """int64 (T,): for each lost life, at the step ``lag`` steps after the frame that last showed its ball
+    (step t's next frame is frame t + 1), the steps from there to the count; -1 elsewhere, and for a
+    life whose ball was last shown more than ``max_delay`` steps before its count or never.
+
+    Why the lag: the ball is out of view for a frame or two when it dips into the paddle's rows and is
+    hit back; only a ball out of view for longer has surely left (in the recordings every ball low on
+    the screen that came back had been out of view for at most 2 frames)."""
+    delay = np.full(len(life_lost), -1, dtype=np.int64)
+    for t in np.nonzero(life_lost)[0]:
+        shown = np.nonzero(ball_shown[:t + 1])[0]      # frame t + 1 may already show the next serve
+        if len(shown) and t - shown[-1] <= max_delay:
+            told = min(shown[-1] + lag, t)
+            delay[told] = t - told
+    return delay
 
 
 def game_steps(ep: Episode, cfg: RewardModelConfig, source: str = "episode") -> GameSteps:
@@ -144,14 +186,19 @@ def game_steps(ep: Episode, cfg: RewardModelConfig, source: str = "episode") -> 
     lit = np.concatenate([lit_frames(torch.from_numpy(ep.frames[i:i + 512]), cfg.pool).to(torch.uint8).numpy()
                           for i in range(0, len(ep.frames), 512)])
     lives = ep.lives.astype(np.int64)
-    return GameSteps(lit=lit, reward_class=match.argmax(1), life_lost=lives[1:] < lives[:-1],
-                     game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
+    life_lost = lives[1:] < lives[:-1]
+    shown = ball_present(ep.frames)
+    return GameSteps(lit=lit, reward_class=match.argmax(1),
+                     exit_delay=exit_delays(life_lost, shown, cfg.max_delay, cfg.exit_lag), ball_gone=shown[:-1] & ~shown[1:],
+                     life_lost=life_lost, game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
 
 
-def event_steps(game: GameSteps) -> np.ndarray:
-    """Steps with an event, and the steps just before and after (where the digits are redrawn)."""
-    events = np.nonzero((game.reward_class > 0) | game.life_lost | game.game_over)[0]
-    near = np.concatenate([events - 1, events, events + 1])
+def event_steps(game: GameSteps, exit_lag: int) -> np.ndarray:
+    """Steps with a reward or with the ball going out of view (an exit, or a ball that dips into the
+    paddle's rows and comes back), from the step before to ``exit_lag`` + 1 steps after (where the
+    digits are redrawn, and where an exit is told or not)."""
+    events = np.nonzero((game.reward_class > 0) | game.ball_gone)[0]
+    near = np.concatenate([events + k for k in range(-1, exit_lag + 2)])
     return np.unique(near[(near >= 0) & (near < len(game.reward_class))])
 
 
@@ -159,24 +206,24 @@ def event_steps(game: GameSteps) -> np.ndarray:
 class Batch:
     lit: torch.Tensor           # (B, context_frames + 1, h, w) float
     reward_class: torch.Tensor  # (B,) int64
-    life_lost: torch.Tensor     # (B,) bool
-    game_over: torch.Tensor     # (B,) bool
+    exit_delay: torch.Tensor    # (B,) int64
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.lit.to(device), self.reward_class.to(device), self.life_lost.to(device),
-                     self.game_over.to(device))
+        return Batch(self.lit.to(device), self.reward_class.to(device), self.exit_delay.to(device))
 
 
 def make_batch(game: GameSteps, steps: np.ndarray, cfg: RewardModelConfig) -> Batch:
     return Batch(lit=torch.from_numpy(game.windows(steps, cfg.context_frames)).float(),
                  reward_class=torch.from_numpy(game.reward_class[steps]),
-                 life_lost=torch.from_numpy(game.life_lost[steps]), game_over=torch.from_numpy(game.game_over[steps]))
+                 exit_delay=torch.from_numpy(game.exit_delay[steps]))
 
 
 def sample_batch(games: list[GameSteps], events: list[np.ndarray], cfg: RewardModelConfig, batch_size: int,
-                 event_share: float, rng: np.random.Generator) -> Batch:
+                 event_share: float, rng: np.random.Generator, mirror: bool = False) -> Batch:
     """``event_share`` of the batch from steps at or next to an event (rare: a few % of steps), the rest
-    from all steps; games drawn in proportion to their length."""
+    from all steps; games drawn in proportion to their length. With ``mirror``, half the windows are
+    flipped left to right: the mirrored game has the same points and the same falls (the digits are
+    only flipped in place), and a game holds only some five exits of the ball."""
     lengths = np.array([len(g.reward_class) for g in games], dtype=np.float64)
     parts = []
     for i in range(batch_size):
@@ -184,12 +231,16 @@ def sample_batch(games: list[GameSteps], events: list[np.ndarray], cfg: RewardMo
         near = events[g]
         step = int(rng.choice(near)) if len(near) and rng.random() < event_share else int(rng.integers(lengths[g]))
         parts.append(make_batch(games[g], np.array([step]), cfg))
-    return Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in ("lit", "reward_class", "life_lost", "game_over")))
+    batch = Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in ("lit", "reward_class", "exit_delay")))
+    if mirror:
+        flip = torch.from_numpy(rng.random(batch_size) < 0.5)
+        batch.lit[flip] = batch.lit[flip].flip(-1)
+    return batch
 
 
 def train_step(model: RewardModel, optimizer: torch.optim.Optimizer, batch: Batch) -> tuple[float, dict[str, float]]:
     model.train()
-    loss = model.loss(batch.lit, batch.reward_class, batch.life_lost, batch.game_over)
+    loss = model.loss(batch.lit, batch.reward_class, batch.exit_delay)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -203,14 +254,14 @@ def predict_game(model: RewardModel, game: GameSteps, batch_size: int = 256) -> 
     device = next(model.parameters()).device
     outs = [model.predict(torch.from_numpy(game.windows(steps[i:i + batch_size], model.config.context_frames))
                           .float().to(device)) for i in range(0, len(steps), batch_size)]
-    return StepOutcome(*(torch.cat([getattr(o, k) for o in outs]).cpu() for k in ("reward", "life_lost", "game_over")))
+    return StepOutcome(*(torch.cat([getattr(o, k) for o in outs]).cpu() for k in ("reward", "exit_delay")))
 
 
-def end_step(life_lost: np.ndarray, game_over: np.ndarray, start_lives: int) -> int:
-    """The step at which a game ends as ``NeuralBreakoutEnv`` ends it: the model says game over, or the
-    lives counted down from ``start_lives`` reach 0; -1 when it never ends."""
+def end_step(life_lost: np.ndarray, start_lives: int) -> int:
+    """The step at which a game ends as ``NeuralBreakoutEnv`` ends it: the lives counted down from
+    ``start_lives`` reach 0; -1 when it never ends."""
     lives_left = start_lives - np.cumsum(life_lost)
-    ends = np.nonzero(game_over | (lives_left <= 0))[0]
+    ends = np.nonzero(lives_left <= 0)[0]
     return int(ends[0]) if len(ends) else -1
 
 
@@ -227,10 +278,10 @@ def matched(true: np.ndarray, pred: np.ndarray, late: int) -> tuple[int, int]:
 
 def evaluate(model: RewardModel, games: list[GameSteps]) -> dict[str, float]:
     """Per step over whole games: reward events' recall and precision, the right class among the events
-    found, lost lives' recall and precision (exactly at the step, and at most one step late, as when the
-    lives digit is redrawn a step after the count), and the share of games that end as the environment
-    would end them (``end_step``, lives counted from the game's first) at exactly the
-    right step, or never for a game cut short; and at most one step off."""
+    found, lost lives as ``LifeCounter`` counts them (recall and precision exactly at the step, and at
+    most one step late), and the share of games that end as the environment would end them
+    (``end_step``, lives counted from the game's first) at exactly the right step, or never for a game
+    cut short; and at most one step off."""
     found = real = predicted = right_class = lives_hit = lives_real = lives_pred = late_hit = late_pred = 0
     ends_right = ends_near = 0
     values = np.asarray(model.config.reward_values, dtype=np.float32)
@@ -243,14 +294,14 @@ def evaluate(model: RewardModel, games: list[GameSteps]) -> dict[str, float]:
         real += (true_reward > 0).sum()
         predicted += (pred_reward > 0).sum()
         right_class += (hit & (pred_reward == true_reward)).sum()
-        lost = out.life_lost.numpy()
+        lost = count_lives(out.exit_delay.numpy())
         lives_hit += (lost & game.life_lost).sum()
         lives_real += game.life_lost.sum()
         lives_pred += lost.sum()
         a, b = matched(game.life_lost, lost, late=1)
         late_hit, late_pred = late_hit + a, late_pred + b
         true_end = int(np.nonzero(game.game_over)[0][0]) if game.game_over.any() else -1
-        end = end_step(lost, out.game_over.numpy(), game.start_lives)
+        end = end_step(lost, game.start_lives)
         ends_right += end == true_end
         ends_near += (end == -1) == (true_end == -1) and abs(end - true_end) <= 1
 

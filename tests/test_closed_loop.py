@@ -52,8 +52,9 @@ def test_a_real_follower_game_counts_as_the_real_game_plays(emulator) -> None:
     emulator.unwrapped.ale.restoreState(start.state)
     played = cl.play(cl.emulator_step(emulator), start.frames[-1], start.actions[-1], cl.follower(emulator),
                      np.random.default_rng(0), 400)
-    stats = cl.game_stats(played.frames)
+    stats = cl.game_stats(played.frames, played.points)
     assert stats.steps == len(played.actions) == 400
+    assert stats.counted_points == stats.points > 0          # the bricks seen to go give the emulator's score
     assert stats.paddle_whole == stats.one_ball == stats.steps and stats.ball_still == 0 and stats.collapse is None
     assert stats.paddle_hits > 3 and stats.bricks > 3 and stats.points >= stats.bricks
     assert stats.ball_shown > 0.8 * stats.steps

@@ -271,18 +271,18 @@ def test_paired_rollout_starts_both_from_the_same_frames(env: NeuralBreakoutEnv)
     emulator.close()
 
 
-def tiny_with_rewards(folder: Path, tiny_dir: Path, reward_class: int, life_lost: bool) -> Path:
+def tiny_with_rewards(folder: Path, tiny_dir: Path, reward_class: int, exit_delay: int) -> Path:
     """The tiny world model and mapper with a reward model that says the same about every step."""
     folder.mkdir(exist_ok=True)
     for name in ("latent_action.pt", "action_to_latent.pt"):
         (folder / name).write_bytes((tiny_dir / name).read_bytes())
-    write_fixed_reward_model(folder / REWARD_FILE, reward_class, life_lost)
+    write_fixed_reward_model(folder / REWARD_FILE, reward_class, exit_delay)
     return folder
 
 
 def test_rewards_lives_and_game_over_come_from_the_reward_model(tmp_path: Path, tiny_dir: Path,
                                                                 start_frames: np.ndarray) -> None:
-    env = NeuralBreakoutEnv(tiny_with_rewards(tmp_path / "seven", tiny_dir, reward_class=3, life_lost=True))
+    env = NeuralBreakoutEnv(tiny_with_rewards(tmp_path / "seven", tiny_dir, reward_class=3, exit_delay=0))
     _, info = env.reset(seed=0, options={"frames": start_frames, "lives": 3, "score": 10})
     assert (info["lives"], info["score"]) == (3, 10.0)
     steps = [env.step(NOOP) for _ in range(3)]
@@ -292,15 +292,30 @@ def test_rewards_lives_and_game_over_come_from_the_reward_model(tmp_path: Path, 
     _, info = env.reset(seed=0)                            # an emulator start: its lives, score 0
     assert (info["lives"], info["score"]) == (5, 0.0)
     env.close()
-    quiet = NeuralBreakoutEnv(tiny_with_rewards(tmp_path / "none", tiny_dir, reward_class=0, life_lost=False))
+    quiet = NeuralBreakoutEnv(tiny_with_rewards(tmp_path / "none", tiny_dir, reward_class=0, exit_delay=-1))
     quiet.reset(seed=0, options={"frames": start_frames})
     _, reward, terminated, _, info = quiet.step(NOOP)
     assert (reward, terminated, info["lives"], info["score"]) == (0.0, False, 5, 0.0)  # a new game's lives
 
 
+def test_a_life_is_counted_the_models_delay_after_the_ball_leaves(tmp_path: Path, tiny_dir: Path,
+                                                                start_frames: np.ndarray) -> None:
+    # the model sees the ball leave on every step, 2 steps before its count; exits seen while a count
+    # is pending are ignored, so a life goes every third step
+    env = NeuralBreakoutEnv(tiny_with_rewards(tmp_path, tiny_dir, reward_class=0, exit_delay=2))
+    env.reset(seed=0, options={"frames": start_frames, "lives": 2})
+    steps = [env.step(NOOP) for _ in range(6)]
+    assert [s[4]["lives"] for s in steps] == [2, 2, 1, 1, 1, 0]
+    assert [s[2] for s in steps] == [False] * 5 + [True]
+    env.reset(seed=0, options={"frames": start_frames, "lives": 2})
+    env.step(NOOP)                                                     # a count pending 1 step on
+    env.reset(seed=0, options={"frames": start_frames, "lives": 2})   # and forgotten
+    assert [env.step(NOOP)[4]["lives"] for _ in range(3)] == [2, 2, 1]
+
+
 def test_terminal_on_life_loss_ends_at_the_first_lost_life(tmp_path: Path, tiny_dir: Path,
                                                            start_frames: np.ndarray) -> None:
-    folder = tiny_with_rewards(tmp_path, tiny_dir, reward_class=1, life_lost=True)
+    folder = tiny_with_rewards(tmp_path, tiny_dir, reward_class=1, exit_delay=0)
     env = NeuralBreakoutEnv(folder, terminal_on_life_loss=True)
     env.reset(seed=0, options={"frames": start_frames})
     _, reward, terminated, _, info = env.step(NOOP)
@@ -333,7 +348,7 @@ def test_bad_lives_or_score_are_refused(env: NeuralBreakoutEnv, start_frames: np
 
 
 def test_a_vector_env_steps_a_batch(tmp_path: Path, tiny_dir: Path) -> None:
-    folder = tiny_with_rewards(tmp_path, tiny_dir, reward_class=2, life_lost=False)
+    folder = tiny_with_rewards(tmp_path, tiny_dir, reward_class=2, exit_delay=-1)
     envs = gym.vector.SyncVectorEnv([lambda: NeuralBreakoutEnv(folder) for _ in range(2)])
     obs, info = envs.reset(seed=[0, 1])
     assert obs.shape == (2, H, W, 3) and info["lives"].tolist() == [5, 5]

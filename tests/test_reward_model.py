@@ -11,16 +11,21 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models.cli import UserError
 from models.episodes import Episode, save_episode
-from models.reward_model import (RewardModelConfig, end_step, evaluate, game_steps, lit_frames, load_reward_model,
-                                 matched)
+from models.reward_model import (LifeCounter, RewardModelConfig, count_lives, end_step, evaluate, event_steps,
+                                 exit_delays, game_steps, lit_frames, load_reward_model, matched)
 from tiny_models import write_fixed_reward_model
 
 
 def episode(rewards: list[float], lives: list[int], over: bool) -> Episode:
-    """A game of black frames with one grey pixel that moves right one px per step."""
+    """A game of black frames with one grey pixel that moves right one px per step, and a red ball
+    (2 x 4 px) in every frame but the three up to each lost life's count: the ball leaves three steps
+    before it."""
     t = len(rewards)
     frames = np.zeros((t + 1, 210, 160, 3), np.uint8)
     frames[np.arange(t + 1), 100, np.arange(t + 1) % 160] = 142
+    hidden = {i - d for i in np.nonzero(np.diff(lives) < 0)[0] for d in (0, 1, 2)}
+    for i in set(range(t + 1)) - hidden:
+        frames[i, 150:154, 40:42] = (200, 72, 72)
     terminated = np.zeros(t, bool)
     terminated[-1] = over
     return Episode(frames=frames, actions=np.zeros(t, np.uint8), rewards=np.array(rewards, np.float32),
@@ -36,10 +41,14 @@ def test_lit_frames_keep_a_single_pixel_after_pooling() -> None:
 
 
 def test_targets_and_windows_from_an_episode() -> None:
-    game = game_steps(episode([0, 1, 7, 0, 4], [5, 5, 5, 4, 4, 3], over=True), RewardModelConfig())
-    assert game.reward_class.tolist() == [0, 1, 3, 0, 2]
-    assert game.life_lost.tolist() == [False, False, True, False, True]
-    assert game.game_over.tolist() == [False, False, False, False, True] and game.start_lives == 5
+    game = game_steps(episode([0, 1, 7, 0, 4, 0, 0, 0, 0], [5, 5, 5, 5, 4, 4, 4, 4, 4, 3], over=True),
+                      RewardModelConfig())
+    assert game.reward_class.tolist() == [0, 1, 3, 0, 2, 0, 0, 0, 0]
+    assert game.life_lost.tolist() == [False, False, False, True, False, False, False, False, True]
+    # frames 1-3 and 6-8 lack the ball: each exit told 2 steps after its last frame, a step before the count
+    assert game.exit_delay.tolist() == [-1, -1, 1, -1, -1, -1, -1, 1, -1]
+    assert game.ball_gone.tolist() == [True, False, False, False, False, True, False, False, False]
+    assert game.game_over.tolist() == [False] * 8 + [True] and game.start_lives == 5
     windows = game.windows(np.array([0, 4]), context_frames=2)   # frames t-1, t, t+1; the first repeated
     assert windows.shape == (2, 3, 105, 80)
     assert [int(np.argmax(w.max(0))) for w in windows[0]] == [0, 0, 0]     # pixel x 0, 0, 1 -> cell 0
@@ -51,18 +60,41 @@ def test_a_reward_outside_the_classes_is_refused() -> None:
         game_steps(episode([0, 2], [5, 5, 5], over=False), RewardModelConfig(), "game 3")
 
 
+def test_exit_delays_mark_where_the_ball_was_last_shown_before_each_count() -> None:
+    lost = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0], bool)
+    shown = np.array([1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1], bool)      # frame 10: the next serve, after the count
+    assert exit_delays(lost, shown, max_delay=12, lag=0).tolist() == [-1, 2, -1, -1, -1, -1, 2, -1, -1, -1]
+    assert exit_delays(lost, shown, max_delay=12, lag=1).tolist() == [-1, -1, 1, -1, -1, -1, -1, 1, -1, -1]
+    assert exit_delays(lost, shown, max_delay=12, lag=5).tolist() == [-1, -1, -1, 0, -1, -1, -1, -1, 0, -1]
+    assert exit_delays(lost, shown, max_delay=1, lag=0).tolist() == [-1] * 10      # exits too long before
+    assert exit_delays(lost, np.zeros(11, bool), max_delay=12, lag=0).tolist() == [-1] * 10
+
+
+def test_training_looks_closely_where_the_ball_goes_out_of_view_without_a_lost_life() -> None:
+    ep = episode([0] * 8, [5] * 9, over=False)
+    ep.frames[4, 150:154, 40:42] = 0                                       # the ball dips out of view for a frame
+    game = game_steps(ep, RewardModelConfig())
+    assert game.ball_gone.tolist() == [False, False, False, True, False, False, False, False]
+    assert (game.exit_delay == -1).all() and event_steps(game, exit_lag=2).tolist() == [2, 3, 4, 5, 6]
+
+
+def test_lives_are_counted_the_delay_after_each_exit() -> None:
+    counter = LifeCounter()
+    assert [counter.step(d) for d in (-1, 2, 0, -1, 0, -1)] == [False, False, False, True, True, False]
+    assert count_lives(np.array([3, -1, -1, -1, 0, -1])).tolist() == [False, False, False, True, True, False]
+
+
 def test_end_step_and_late_matching() -> None:
     lost = np.array([0, 1, 0, 1, 0], bool)
-    assert end_step(lost, np.zeros(5, bool), start_lives=2) == 3
-    assert end_step(lost, np.array([0, 0, 1, 0, 0], bool), start_lives=5) == 2
-    assert end_step(lost, np.zeros(5, bool), start_lives=5) == -1
+    assert end_step(lost, start_lives=2) == 3
+    assert end_step(lost, start_lives=5) == -1
     true, pred = np.array([0, 1, 0, 0, 1, 0], bool), np.array([0, 0, 1, 0, 0, 0], bool)
     assert matched(true, pred, late=0) == (0, 0)
     assert matched(true, pred, late=1) == (1, 1)
 
 
 def test_figures_of_a_model_that_always_says_one_point_and_a_lost_life(tmp_path: Path) -> None:
-    model = load_reward_model(write_fixed_reward_model(tmp_path / "r.pt", reward_class=1, life_lost=True))
+    model = load_reward_model(write_fixed_reward_model(tmp_path / "r.pt", reward_class=1, exit_delay=0))
     games = [game_steps(episode([0, 1, 7, 0], [3, 3, 2, 2, 1], over=False), model.config),
              game_steps(episode([1, 0], [2, 1, 0], over=True), model.config)]
     figures = evaluate(model, games)

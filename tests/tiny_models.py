@@ -34,8 +34,9 @@ def write_tiny_checkpoints(directory: Path, num_codes: int | None = None) -> Pat
     return directory
 
 
-def write_fixed_reward_model(path: Path, reward_class: int, life_lost: bool, game_over: bool = False) -> Path:
-    """A tiny reward model that says the same about every step: its last layer is all bias."""
+def write_fixed_reward_model(path: Path, reward_class: int, exit_delay: int = -1) -> Path:
+    """A tiny reward model that says the same about every step (``exit_delay`` -1: the ball never
+    leaves; 0: it leaves and a life is counted at once): its last layer is all bias."""
     from models.reward_model import STAGE, TINY_CONFIG, RewardModel, RewardModelConfig
 
     model = RewardModel(RewardModelConfig(**TINY_CONFIG))
@@ -44,7 +45,6 @@ def write_fixed_reward_model(path: Path, reward_class: int, life_lost: bool, gam
         last.weight.zero_()
         last.bias.fill_(-10.0)
         last.bias[reward_class] = 10.0
-        last.bias[-2] = 10.0 if life_lost else -10.0
-        last.bias[-1] = 10.0 if game_over else -10.0
+        last.bias[len(model.config.reward_values) + 1 + exit_delay] = 10.0
     save_checkpoint(path, stage=STAGE, model=model, config=model.config, step=0)
     return path
