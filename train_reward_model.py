@@ -23,7 +23,7 @@ from models.frame_dataset import split_folders
 from models.reward_model import (STAGE, RewardModel, RewardModelConfig, event_steps, evaluate, game_steps,
                                  load_reward_model, sample_batch, train_step)
 from models.run_log import MetricsLog, plot_metrics
-from models.runtime import pick_device, seed_everything
+from models.runtime import pick_device, seed_everything, warmup_cosine
 from models.training_loop import Progress, run_training
 
 PLOT_KEYS = ["loss", "reward_recall", "reward_precision", "reward_class_accuracy", "life_recall", "life_precision",
@@ -38,7 +38,7 @@ class RewardTrainConfig(RunFlags):
     output_dir: str = arg("checkpoints/reward_model", "where checkpoints and metrics go", output="dir")
     num_steps: int = arg(2000, "training steps")
     batch_size: int = arg(64, "steps per training batch")
-    learning_rate: float = arg(1e-3, "Adam learning rate")
+    learning_rate: float = arg(1e-3, "Adam learning rate; decays to a tenth along a cosine")
     event_share: float = arg(0.5, "share of each batch drawn from steps at or next to a reward or a lost life")
     mirror: bool = arg(False, "flip half the training windows left to right")
     context_frames: int = arg(2, "frames before the step's next frame that the model sees")
@@ -77,9 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     rng = seed_everything(cfg.seed)
     model = RewardModel(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, 0, cfg.num_steps))
     if resumed:
         load_state(model, resumed["model"], latest)
         optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
         progress = Progress(resumed["step"], resumed.get("best_score", -math.inf))
         rng = seed_everything(cfg.seed + progress.step)
 
@@ -95,12 +97,16 @@ def main(argv: list[str] | None = None) -> None:
 
     def save(path: Path, metrics: dict[str, float]) -> None:
         save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=progress.step, metrics=metrics,
-                        run_config=asdict(cfg), optimizer=optimizer.state_dict(), best_score=progress.best_score,
+                        run_config=asdict(cfg), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                        best_score=progress.best_score,
                         game=model_cfg.game)
 
     def train_one() -> tuple[float, dict[str, float]]:
         batch = sample_batch(train, events, model_cfg, cfg.batch_size, cfg.event_share, rng, cfg.mirror)
-        return train_step(model, optimizer, batch.to(device))
+        loss, metrics = train_step(model, optimizer, batch.to(device))
+        metrics["lr"] = scheduler.get_last_lr()[0]
+        scheduler.step()
+        return loss, metrics
 
     metrics = run_training(progress, cfg.num_steps, cfg, out_dir, log, "reward model", train_one,
                            evaluate=lambda: evaluate(model, val), score=lambda m: sum(m[k] for k in TARGETS),
