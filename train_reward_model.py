@@ -3,10 +3,11 @@
     python train_reward_model.py --data_dir data/play/episodes data/hold_new/episodes
     python train_reward_model.py --data_dir data/episodes --resume        # continue after an interruption
 
-Learns from recorded games (their rewards, lives and terminal flags), each folder split by game
-80/10/10 as every stage splits it. Writes {best,latest}.pt, metrics.csv and metrics.png to
---output_dir and, at the end, the best model's figures on the held-out test games; copied as
-reward_model.pt beside the world model, the neural game reports rewards, lives and game over."""
+Learns from recorded games (their rewards and lives counters, and where the ball leaves their
+frames), each folder split by game 80/10/10 as every stage splits it. Writes {best,latest}.pt,
+metrics.csv and metrics.png to --output_dir and, at the end, the best model's figures on the
+held-out test games; copied as reward_model.pt beside the world model, the neural game reports
+rewards, lives and game over."""
 from __future__ import annotations
 
 import math
@@ -36,12 +37,12 @@ TARGETS = ("reward_recall", "reward_precision", "reward_class_accuracy", "life_r
 class RewardTrainConfig(RunFlags):
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz); each is split by game 80/10/10")
     output_dir: str = arg("checkpoints/reward_model", "where checkpoints and metrics go", output="dir")
-    num_steps: int = arg(2000, "training steps")
+    num_steps: int = arg(16000, "training steps")
     batch_size: int = arg(64, "steps per training batch")
     learning_rate: float = arg(1e-3, "Adam learning rate; decays to a tenth along a cosine")
-    event_share: float = arg(0.5, "share of each batch drawn from steps at or next to a reward or a lost life")
-    mirror: bool = arg(False, "flip half the training windows left to right")
-    context_frames: int = arg(2, "frames before the step's next frame that the model sees")
+    event_share: float = arg(0.5, "share of each batch drawn near a reward or where the ball goes out of view")
+    mirror: bool = arg(True, "flip half the training windows left to right")
+    context_frames: int = arg(6, "frames before the step's next frame that the model sees")
     pool: int = arg(2, "max-pool of the lit frames (px)")
     channels: list[int] = arg([16, 32, 32], "channels of the strided convolutions")
     hidden: int = arg(128, "width of the hidden layer")
