@@ -6,7 +6,7 @@ From the last ``context_frames`` frames and the next one it predicts the step's 
 left the screen (out of view for ``exit_lag`` + 1 frames), and if so how many steps later Breakout
 counts the lost life. Why several frames: Breakout may redraw its score a step after the brick
 vanished, so the frames before must show a reward as already counted. Why the delay: a lost life is
-counted 2-8 agent steps after the last frame that shows the ball (later for a slower ball and one last
+counted 3-9 frames after the last frame that shows the ball (later for a slower ball and one last
 seen higher: it falls on unseen), and for the last life nothing on screen changes then. The ball's
 last two places fix the delay (in the recordings, its last row and its speed give one delay for 613
 of 615 lost lives), so ``LifeCounter`` counts the life that many steps on. Game over is the last life
