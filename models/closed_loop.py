@@ -10,8 +10,9 @@ hundred steps, with seeds no recording used in training has) it plays, for S ste
   the world model's own.
 The games are not in lockstep with one another; what must match is how the game behaves, read from
 the pixels of every frame (``game_stats``), beside the points each game's own counter gave (the
-emulator's score; the neural game's reward model, when its folder has one). ``repair_trials`` measures one step from real frames whose
-last frame was damaged (``models.breakout_damage``): does the next frame come out whole?
+emulator's score; the neural game's reward model, when its folder has one). ``repair_trials``
+measures one step from real frames whose last frame was damaged (``models.breakout_damage``): does
+the next frame come out whole?
 ``one_step_stats`` explains the figures: one step from the emulator games' real frames, with the
 encoder's code, how often is the ball drawn exactly as the real frame shows it?"""
 from __future__ import annotations
