@@ -37,7 +37,7 @@ TARGETS = ("reward_recall", "reward_precision", "reward_class_accuracy", "life_r
 class RewardTrainConfig(RunFlags):
     data_dir: list[str] = arg(["data/episodes"], "folders of recorded games (.npz); each is split by game 80/10/10")
     output_dir: str = arg("checkpoints/reward_model", "where checkpoints and metrics go", output="dir")
-    num_steps: int = arg(16000, "training steps")
+    num_steps: int = arg(24000, "training steps")
     batch_size: int = arg(64, "steps per training batch")
     learning_rate: float = arg(1e-3, "Adam learning rate; decays to a tenth along a cosine")
     event_share: float = arg(0.5, "share of each batch drawn near a reward or where the ball goes out of view")
