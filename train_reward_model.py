@@ -78,11 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     rng = seed_everything(cfg.seed)
     model = RewardModel(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, 0, cfg.num_steps))
     if resumed:
         load_state(model, resumed["model"], latest)
         optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
         progress = Progress(resumed["step"], resumed.get("best_score", -math.inf))
         rng = seed_everything(cfg.seed + progress.step)
 
@@ -98,16 +96,16 @@ def main(argv: list[str] | None = None) -> None:
 
     def save(path: Path, metrics: dict[str, float]) -> None:
         save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=progress.step, metrics=metrics,
-                        run_config=asdict(cfg), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        best_score=progress.best_score,
+                        run_config=asdict(cfg), optimizer=optimizer.state_dict(), best_score=progress.best_score,
                         game=model_cfg.game)
 
     def train_one() -> tuple[float, dict[str, float]]:
+        lr = cfg.learning_rate * warmup_cosine(progress.step, 0, cfg.num_steps)   # from the step: resumes as it was
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         batch = sample_batch(train, events, model_cfg, cfg.batch_size, cfg.event_share, rng, cfg.mirror)
         loss, metrics = train_step(model, optimizer, batch.to(device))
-        metrics["lr"] = scheduler.get_last_lr()[0]
-        scheduler.step()
-        return loss, metrics
+        return loss, {**metrics, "lr": lr}
 
     metrics = run_training(progress, cfg.num_steps, cfg, out_dir, log, "reward model", train_one,
                            evaluate=lambda: evaluate(model, val), score=lambda m: sum(m[k] for k in TARGETS),

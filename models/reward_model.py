@@ -189,8 +189,9 @@ def game_steps(ep: Episode, cfg: RewardModelConfig, source: str = "episode") -> 
     life_lost = lives[1:] < lives[:-1]
     shown = ball_present(ep.frames)
     return GameSteps(lit=lit, reward_class=match.argmax(1),
-                     exit_delay=exit_delays(life_lost, shown, cfg.max_delay, cfg.exit_lag), ball_gone=shown[:-1] & ~shown[1:],
-                     life_lost=life_lost, game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
+                     exit_delay=exit_delays(life_lost, shown, cfg.max_delay, cfg.exit_lag),
+                     ball_gone=shown[:-1] & ~shown[1:], life_lost=life_lost,
+                     game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
 
 
 def event_steps(game: GameSteps, exit_lag: int) -> np.ndarray:
