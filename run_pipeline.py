@@ -1,9 +1,10 @@
-"""Run the whole pipeline in order: agent, recordings, world model, action pairs, action map, neural game, evaluation.
+"""Run the whole pipeline in order: agent, recordings, world model, action pairs, action map, reward model, neural game, evaluation.
 
 Each stage is the stage's own script, run as a user would run it. A stage whose output already exists
 is skipped unless --force names it (or 'all'); the first failing stage stops the run with its own
 message. Presets: 'tiny' (CI, about a minute), 'quick' (every stage end to end in a few minutes on a
-CPU, under runs/quick/), 'full' (real training, into the default folders)."""
+CPU, under runs/quick/), 'full' (real training, into the default folders). The reward model is
+Breakout's (its reward classes are Breakout's points): for another game that stage is left out."""
 from __future__ import annotations
 
 import subprocess
@@ -15,7 +16,7 @@ from typing import Literal
 
 from models import checkpoint
 from models.cli import UserError, arg, parse_config, run_main
-from models.neural_env import MAPPER_FILES, WORLD_MODEL_FILES
+from models.neural_env import MAPPER_FILES, REWARD_FILE, WORLD_MODEL_FILES
 from models.players import agent_file_name
 
 
@@ -28,8 +29,9 @@ class PipelineConfig:
     stop_after: str = arg("", "stop after this stage")
     game: str = arg("Breakout", "Atari game")
     seed: int = arg(0, "seed passed to every stage")
-    ship: bool = arg(False, "afterwards copy the agent, world model and action map into checkpoints/pretrained/ "
-                            "(without optimizer state), where the neural game and the recorder look first")
+    ship: bool = arg(False, "afterwards copy the agent, world model, action map and reward model into "
+                            "checkpoints/pretrained/ (without optimizer state), where the neural game and the "
+                            "recorder look first")
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Stage:
     args: list[str]
     output: Path  # the stage is done when this exists
     takes_game: bool = True  # the world model reads its game from the recordings' palette
+    install: Path | None = None  # the output is also exported here, where the next stages look for it
 
 
 SIZES = {
@@ -48,16 +51,16 @@ SIZES = {
                          "--no-save_videos"],
                  world=["--preset", "tiny"], pairs=["--preset", "quick"],
                  mapper=["--preset", "quick", "--num_steps", "20", "--eval_every", "10", "--num_e2e", "20", "--sweep_sizes", "100"],
-                 game=["--steps", "10"], evaluate=["--steps", "5", "--num_starts", "1"]),
+                 rewards=["--preset", "tiny"], game=["--steps", "10"], evaluate=["--steps", "5", "--num_starts", "1"]),
     "quick": dict(dqn=["--preset", "quick"],
                   record=["--total_videos", "8", "--percent_random", "25", "--percent_scripted", "50", "--max_steps", "600",
                           "--no-save_videos"],
                   world=["--preset", "quick"], pairs=["--preset", "quick"], mapper=["--preset", "quick"],
-                  game=["--steps", "50"], evaluate=["--steps", "20", "--num_starts", "2"]),
+                  rewards=["--num_steps", "300", "--eval_every", "100"], game=["--steps", "50"], evaluate=["--steps", "20", "--num_starts", "2"]),
     "full": dict(dqn=[], record=["--total_videos", "200", "--percent_random", "15", "--percent_scripted", "30",
                                  "--action_noise", "0.05"],
                  world=[], pairs=["--live", "--live_player", "random_hold", "--num_live_games", "150"],
-                 mapper=["--sweep"], game=["--compare"], evaluate=[]),
+                 mapper=["--sweep"], rewards=[], game=["--compare"], evaluate=[]),
 }
 
 
@@ -66,7 +69,7 @@ def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
     size = SIZES[cfg.preset]
     common = ["--seed", str(cfg.seed)]
     dqn_dir, data = root / "checkpoints" / "dqn", root / "data"
-    world_dir = root / "checkpoints" / "latent_action"
+    world_dir, reward_dir = root / "checkpoints" / "latent_action", root / "checkpoints" / "reward_model"
     pairs = data / "actions" / "action_latent_pairs.json"
     return [
         Stage("agent", "train_dqn.py", [*size["dqn"], "--output_dir", str(dqn_dir)], dqn_dir / "best.pt"),
@@ -80,6 +83,10 @@ def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
         Stage("action_map", "train_action_to_latent.py", [*size["mapper"], "--pairs_path", str(pairs), "--output_path",
                                                           str(world_dir / "action_to_latent_best.pt")],
               world_dir / "action_to_latent_best.pt"),
+        *([Stage("rewards", "train_reward_model.py", [*size["rewards"], "--data_dir", str(data / "episodes"),
+                                                      "--output_dir", str(reward_dir)],
+                 reward_dir / "best.pt", takes_game=False, install=world_dir / REWARD_FILE)]
+          if cfg.game == "Breakout" else []),
         Stage("neural_game", "neural_random_game.py", [*size["game"], "--checkpoint_dir", str(world_dir),
                                                        "--output", str(data / "neural_random_game.gif")],
               data / "neural_random_game.gif"),
@@ -90,10 +97,12 @@ def stages(cfg: PipelineConfig, root: Path) -> tuple[list[Stage], list[str]]:
 
 
 def shipped_files(plan: list[Stage], game: str) -> dict[Path, str]:
-    """The agent's, world model's and action map's stage outputs -> their names in checkpoints/pretrained/."""
+    """The agent's, world model's, action map's and reward model's stage outputs -> their names in
+    checkpoints/pretrained/."""
     outputs = {stage.name: stage.output for stage in plan}
-    return {outputs["agent"]: agent_file_name(game), outputs["world_model"]: WORLD_MODEL_FILES[0],
-            outputs["action_map"]: MAPPER_FILES[0]}
+    names = {"agent": agent_file_name(game), "world_model": WORLD_MODEL_FILES[0], "action_map": MAPPER_FILES[0],
+             "rewards": REWARD_FILE}
+    return {outputs[stage]: name for stage, name in names.items() if stage in outputs}
 
 
 def ship(plan: list[Stage], game: str, destination: Path | None = None) -> None:
@@ -135,10 +144,13 @@ def main() -> None:
     timings = []
     for stage in plan:
         forced = "all" in cfg.force or stage.name in cfg.force
-        if stage.output.exists() and not forced:
-            print(f"[{stage.name}] skipped: {stage.output} exists (--force {stage.name} reruns it)")
-        else:
+        run = forced or not stage.output.exists()
+        if run:
             timings.append((stage.name, run_stage(stage, common, cfg.game)))
+        else:
+            print(f"[{stage.name}] skipped: {stage.output} exists (--force {stage.name} reruns it)")
+        if stage.install and (run or not stage.install.exists()):
+            checkpoint.export_checkpoint(stage.output, stage.install)
         if stage.name == cfg.stop_after:
             break
     for name, seconds in timings:

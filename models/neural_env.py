@@ -162,6 +162,26 @@ def real_start(emulator: gym.Env, num_frames: int, seed: int, moves_after_fire: 
     return real_opening(emulator, num_frames, seed, moves_after_fire)[0][-num_frames:]
 
 
+def held_fire_as_press(history: list[int], action: int) -> list[int]:
+    """The actions before ``action`` as the map is given them: when ``action`` is FIRE, the FIREs held
+    just before it are shown as NOOPs, so a held FIRE reaches the map as a fresh press.
+
+    Why: the recorded players hold FIRE only while the real game cannot serve yet (after a lost ball
+    its lives counter drops a few steps later, and FIRE serves from then on), so the map learned a long
+    run of FIRE in a ball-less frame as "still waiting" and a first press as a serve. The neural game
+    has no such clock: after its ball was lost, a held FIRE kept it waiting for good. In the emulator a
+    held FIRE serves as a fresh press does. FIRE does not move the paddle, so the paddle's moves read
+    the same either way."""
+    if action != FIRE:
+        return history
+    shown = list(history)
+    i = len(shown)
+    while i > 0 and shown[i - 1] == FIRE:
+        i -= 1
+        shown[i] = NOOP
+    return shown
+
+
 # ----------------------------------------------------------------------------- the environment
 
 class NeuralBreakoutEnv(gym.Env):
@@ -185,9 +205,10 @@ class NeuralBreakoutEnv(gym.Env):
     are used). Without frames it starts from a fresh emulator game, chosen by the seed, after the
     actions of its opening (``real_opening``). The option ``previous_actions`` (default: none, a
     standing start) lists the actions that led to given frames, oldest first: Breakout's paddle is
-    still finishing the last moves, so they shape the first steps. The options ``lives`` and ``score``
-    give the counters of given frames (default: a new game's lives, score 0); a start from the
-    emulator takes its lives, and its score is 0 (the opening is a serve, which scores nothing).
+    still finishing the last moves, so they shape the first steps. A FIRE held over several steps
+    reaches the map as a fresh press (``held_fire_as_press``). The options ``lives`` and ``score`` give
+    the counters of given frames (default: a new game's lives, score 0); a start from the emulator
+    takes its lives, and its score is 0 (the opening is a serve, which scores nothing).
 
     ``temperature`` 0 takes the most likely latent and the most likely colour of each pixel; above
     0 both are sampled, from a generator seeded by ``reset``'s seed, so a seed repeats a game."""
@@ -297,7 +318,7 @@ class NeuralBreakoutEnv(gym.Env):
         action = self._check_action(action)
         with torch.inference_mode():
             actions = torch.tensor([action], dtype=torch.long, device=self.device)                  # (1,)
-            history = torch.tensor([self._history], dtype=torch.long, device=self.device)           # (1, M)
+            history = torch.tensor([held_fire_as_press(self._history, action)], dtype=torch.long, device=self.device)  # (1, M)
             codes = self.mapper.sample_codes(actions, self._rgb, self.temperature, self._generator, history)  # (1, L)
         return self._advance(codes, action)
 

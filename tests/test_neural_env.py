@@ -15,8 +15,8 @@ from models.atari import make_rgb_env
 from models.checkpoint import CheckpointError
 from models.cli import UserError
 from tiny_models import write_fixed_reward_model, write_tiny_checkpoints
-from models.neural_env import (ACTION_MEMORY, ENV_ID, FIRE, LEFT, NOOP, REWARD_FILE, NeuralBreakoutEnv,
-                               NeuralEnvError, paired_rollout, real_opening, real_start)
+from models.neural_env import (ACTION_MEMORY, ENV_ID, FIRE, LEFT, NOOP, REWARD_FILE, RIGHT, NeuralBreakoutEnv,
+                               NeuralEnvError, held_fire_as_press, paired_rollout, real_opening, real_start)
 
 H, W = 210, 160
 
@@ -356,3 +356,18 @@ def test_a_vector_env_steps_a_batch(tmp_path: Path, tiny_dir: Path) -> None:
     assert obs.shape == (2, H, W, 3) and reward.tolist() == [4.0, 4.0] and not terminated.any()
     assert info["score"].tolist() == [4.0, 4.0]
     envs.close()
+
+
+def test_a_held_fire_reaches_the_map_as_a_fresh_press(env: NeuralBreakoutEnv, start_frames: np.ndarray) -> None:
+    """The map learned a long run of FIRE as "the real game is not ready to serve yet"; the neural game
+    has no such clock, so the FIREs held before a FIRE are shown to it as NOOPs. Other actions, and
+    the env's own history, keep them."""
+    assert held_fire_as_press([2, 1, 1], FIRE) == [2, 0, 0]
+    assert held_fire_as_press([1, 2, 1], FIRE) == [1, 2, 0]
+    assert held_fire_as_press([2, 1, 1], RIGHT) == [2, 1, 1]
+    spy = PreviousActionSpy(env.mapper)
+    spied = NeuralBreakoutEnv(models=(env.world_model, spy))
+    spied.reset(seed=0, options={"frames": start_frames, "previous_actions": [3]})
+    for action in (FIRE, FIRE, FIRE, RIGHT):
+        spied.step(action)
+    assert [seen[-3:] for seen in spy.seen] == [[0, 0, 3], [0, 3, 0], [3, 0, 0], [1, 1, 1]]

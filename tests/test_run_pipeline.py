@@ -5,7 +5,8 @@ from models.checkpoint import checkpoint_game
 
 OUTPUTS = ["checkpoints/dqn/best.pt", "data/manifest.json", "checkpoints/latent_action/best.pt",
            "data/actions/action_latent_pairs.json", "checkpoints/latent_action/action_to_latent_best.pt",
-           "data/neural_random_game.gif", "data/evaluation/report.json"]
+           "checkpoints/reward_model/best.pt", "data/neural_random_game.gif", "data/evaluation/report.json"]
+NOT_BREAKOUT = "checkpoints/reward_model/best.pt"   # the reward model's classes are Breakout's points
 
 
 def test_tiny_pipeline_runs_every_stage_then_skips_them(script, tmp_path: Path):
@@ -20,18 +21,22 @@ def test_tiny_pipeline_runs_every_stage_then_skips_them(script, tmp_path: Path):
     from run_pipeline import PipelineConfig, ship, stages
     shipped = tmp_path / "shipped"
     ship(stages(PipelineConfig(preset="tiny"), tmp_path)[0], "Breakout", destination=shipped)
-    assert sorted(p.name for p in shipped.iterdir()) == ["action_to_latent.pt", "dqn_breakout.pt", "latent_action.pt"]
+    assert sorted(p.name for p in shipped.iterdir()) == ["action_to_latent.pt", "dqn_breakout.pt", "latent_action.pt",
+                                                         "reward_model.pt"]
     for path in shipped.iterdir():
         payload = torch.load(path, weights_only=True)
         assert "optimizer" not in payload and payload["model"]  # weights kept, resume state dropped
-    env = NeuralBreakoutEnv(checkpoint_dir=shipped)  # the shipped pair loads as the game loads it
+    env = NeuralBreakoutEnv(checkpoint_dir=shipped)  # the shipped files load as the game loads them
     frame = env.reset(seed=0)[0]
-    assert env.step(2)[0].shape == frame.shape
+    assert env.step(2)[0].shape == frame.shape and env.reward_model is not None
+    # the pipeline's own neural game stage found the reward model beside the world model
+    assert (tmp_path / "checkpoints/latent_action/reward_model.pt").is_file()
 
 
 def test_tiny_pipeline_runs_on_a_game_with_no_scripted_player(script, tmp_path: Path):
     proc = script("run_pipeline.py", "--preset", "tiny", "--game", "Pong", "--root", str(tmp_path), timeout=900)
-    assert all((tmp_path / p).exists() for p in OUTPUTS), proc.stdout
+    assert all((tmp_path / p).exists() for p in OUTPUTS if p != NOT_BREAKOUT), proc.stdout
+    assert not (tmp_path / NOT_BREAKOUT).exists() and "[rewards]" not in proc.stdout
     assert "  note: no scripted player for Pong: its 33% of the games go to the agent" in proc.stdout.splitlines()
     assert checkpoint_game(tmp_path / "checkpoints/latent_action/best.pt") == "Pong"
 
