@@ -1,4 +1,4 @@
-"""Run the whole pipeline in order: agent, recordings, world model, action pairs, action map, reward model, neural game, evaluation.
+"""Run the whole pipeline in order: agent, recordings, world model, pairs, action map, reward model, neural game, evaluation.
 
 Each stage is the stage's own script, run as a user would run it. A stage whose output already exists
 is skipped unless --force names it (or 'all'); the first failing stage stops the run with its own
@@ -51,12 +51,14 @@ SIZES = {
                          "--no-save_videos"],
                  world=["--preset", "tiny"], pairs=["--preset", "quick"],
                  mapper=["--preset", "quick", "--num_steps", "20", "--eval_every", "10", "--num_e2e", "20", "--sweep_sizes", "100"],
-                 rewards=["--preset", "tiny"], game=["--steps", "10"], evaluate=["--steps", "5", "--num_starts", "1"]),
+                 rewards=["--preset", "tiny"], game=["--steps", "10"],
+                 evaluate=["--steps", "5", "--num_starts", "1"]),
     "quick": dict(dqn=["--preset", "quick"],
                   record=["--total_videos", "8", "--percent_random", "25", "--percent_scripted", "50", "--max_steps", "600",
                           "--no-save_videos"],
                   world=["--preset", "quick"], pairs=["--preset", "quick"], mapper=["--preset", "quick"],
-                  rewards=["--num_steps", "300", "--eval_every", "100"], game=["--steps", "50"], evaluate=["--steps", "20", "--num_starts", "2"]),
+                  rewards=["--num_steps", "300", "--eval_every", "100"], game=["--steps", "50"],
+                  evaluate=["--steps", "20", "--num_starts", "2"]),
     "full": dict(dqn=[], record=["--total_videos", "200", "--percent_random", "15", "--percent_scripted", "30",
                                  "--action_noise", "0.05"],
                  world=[], pairs=["--live", "--live_player", "random_hold", "--num_live_games", "150"],

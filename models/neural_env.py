@@ -318,7 +318,8 @@ class NeuralBreakoutEnv(gym.Env):
         action = self._check_action(action)
         with torch.inference_mode():
             actions = torch.tensor([action], dtype=torch.long, device=self.device)                  # (1,)
-            history = torch.tensor([held_fire_as_press(self._history, action)], dtype=torch.long, device=self.device)  # (1, M)
+            shown = held_fire_as_press(self._history, action)
+            history = torch.tensor([shown], dtype=torch.long, device=self.device)                   # (1, M)
             codes = self.mapper.sample_codes(actions, self._rgb, self.temperature, self._generator, history)  # (1, L)
         return self._advance(codes, action)
 
