@@ -141,6 +141,9 @@ def main() -> None:
     plan, common = stages(cfg, root)
     names = [s.name for s in plan]
     unknown = [n for n in [*cfg.force, cfg.stop_after] if n and n not in names and n != "all"]
+    if unknown[:1] == ["rewards"]:
+        raise UserError(f"no 'rewards' stage for {cfg.game}: the reward model counts Breakout's points; "
+                        f"stages: {', '.join(names)}")
     if unknown:
         raise UserError(f"unknown stage {unknown[0]!r}; stages: {', '.join(names)}")
     timings = []

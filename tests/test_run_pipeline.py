@@ -44,6 +44,8 @@ def test_tiny_pipeline_runs_on_a_game_with_no_scripted_player(script, tmp_path: 
 def test_unknown_stage_and_failing_stage_stop_with_one_message(script, tmp_path: Path):
     proc = script("run_pipeline.py", "--force", "wold_model", check=False)
     assert proc.returncode == 1 and "unknown stage 'wold_model'" in proc.stderr
+    proc = script("run_pipeline.py", "--game", "Pong", "--stop_after", "rewards", check=False)
+    assert proc.returncode == 1 and "no 'rewards' stage for Pong: the reward model counts Breakout's points" in proc.stderr
     proc = script("run_pipeline.py", "--preset", "tiny", "--root", str(tmp_path), "--game", "Pacmann", check=False)
     assert proc.returncode == 1 and "stage 'agent' failed" in proc.stderr and "unknown game 'Pacmann'" in proc.stderr
 
