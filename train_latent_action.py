@@ -72,13 +72,9 @@ class TrainConfig:
     rollout_steps: int = arg(1, "with --decoder_only: train on this many steps run open loop, as in play: after "
                                 "the first, the decoder's context holds the frames it drew, and each step's target "
                                 "is the real frame (1: one step from real frames)")
-    life_share: float = arg(0.0, "share of each batch drawn where the lives counter changes (a lost life and "
-                                 "the serve after it, one step in some 500); 0: every window alike")
     wandb: bool = arg(False, "also log to Weights & Biases")
 
     def __post_init__(self) -> None:
-        if not 0 <= self.life_share <= 1:
-            raise ValueError(f"--life_share is a share of the batch, 0 to 1; got {self.life_share}")
         if self.model not in MODEL_PRESETS:
             raise ValueError(f"--model must be one of {', '.join(MODEL_PRESETS)}, got {self.model!r}")
         check_positive(self, "iterations", "batch_size", "learning_rate", "eval_every", "save_every", "log_every",
@@ -202,7 +198,7 @@ def main() -> None:
     indexer = PaletteIndexer(model_cfg.palette)
     shard = split.train[proc.rank::proc.world_size] if len(split.train) >= proc.world_size else split.train
     pool = FramePool(shard, indexer, model_cfg.context_frames, steps=cfg.rollout_steps, memory_mb=cfg.memory_mb, rng=rng,
-                     load_workers=default_load_workers(proc.world_size), life_share=cfg.life_share)
+                     load_workers=default_load_workers(proc.world_size))
     val = fixed_windows(split.val, indexer, model_cfg.context_frames, ROLLOUT_STEPS, cfg.num_val_windows,
                         seed=cfg.split_seed) if proc.is_main else None
     log = MetricsLog(out_dir / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),

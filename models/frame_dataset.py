@@ -24,7 +24,6 @@ from models.episodes import load_episode
 MAX_PALETTE = 64           # more colours than this means the game is not palette-like enough
 UNKNOWN = 255              # marks a lookup-table entry not yet resolved to a palette index
 PALETTE_SAMPLE_EVERY = 10  # frames of each game read when building the palette
-LIFE_STEPS_AFTER = 2       # Breakout shows the served ball 0-2 frames after its lives counter drops
 
 
 @dataclass
@@ -155,25 +154,15 @@ def stack_windows(parts: list[tuple[np.ndarray, np.ndarray]], context_frames: in
 class IndexedGame:
     frames: np.ndarray                # (T+1, H, W) uint8 palette indices
     actions: np.ndarray               # (T,)
-    lives: np.ndarray | None = None   # (T+1,) the lives counter with each frame, when known
 
     @property
     def nbytes(self) -> int:
         return self.frames.nbytes
 
-    def life_steps(self, after: int = LIFE_STEPS_AFTER) -> np.ndarray:
-        """Steps whose next frame is at most ``after`` frames past a change of the lives counter (the
-        count itself, and the serve that follows it), int64 sorted; none when the lives are unknown."""
-        if self.lives is None:
-            return np.zeros(0, dtype=np.int64)
-        changed = np.nonzero(np.diff(self.lives.astype(np.int64)) != 0)[0]   # step s: lives[s + 1] != lives[s]
-        near = (changed[:, None] + np.arange(after + 1)[None]).ravel()
-        return np.unique(near[near < len(self.actions)])
-
 
 def load_indexed_game(path: str | os.PathLike, indexer: PaletteIndexer) -> IndexedGame:
     ep = load_episode(path)
-    return IndexedGame(frames=indexer.to_indices(ep.frames), actions=ep.actions, lives=ep.lives)
+    return IndexedGame(frames=indexer.to_indices(ep.frames), actions=ep.actions)
 
 
 def default_load_workers(processes: int = 1) -> int:
@@ -192,7 +181,7 @@ class FramePool:
 
     def __init__(self, files: Sequence[str | os.PathLike], indexer: PaletteIndexer, context_frames: int,
                  steps: int = 1, memory_mb: float = 1024.0, swap_every: int = 50,
-                 rng: np.random.Generator | None = None, load_workers: int = 1, life_share: float = 0.0):
+                 rng: np.random.Generator | None = None, load_workers: int = 1):
         if not files:
             raise UserError("no training games to sample from")
         self.indexer = indexer
@@ -200,9 +189,7 @@ class FramePool:
         self.steps = steps
         self.swap_every = swap_every
         self.rng = rng or np.random.default_rng()
-        self.life_share = life_share
         self.windows: list[int] = []   # per game, how many windows it holds
-        self.life_windows: list[np.ndarray] = []   # per game, its windows at a change of the lives counter
         self.queue = [Path(files[i]) for i in self.rng.permutation(len(files))]
         self.next_file = 0
         self.games: list[IndexedGame] = []
@@ -232,8 +219,6 @@ class FramePool:
             return False
         self.games.append(game)
         self.windows.append(game.actions.shape[0] - self.steps + 1)
-        starts = game.life_steps() - self.steps + 1        # windows whose last next frame is such a step's
-        self.life_windows.append(starts[(starts >= 0) & (starts < self.windows[-1])])
         return True
 
     @property
@@ -241,30 +226,21 @@ class FramePool:
         return sum(g.frames.shape[0] for g in self.games)
 
     def sample(self, batch_size: int) -> Windows:
-        """``batch_size`` windows drawn uniformly from all the windows in memory; with ``life_share``,
-        that share of them from the windows at a change of the lives counter (a lost life and the
-        serve after it: one step in some 500, which the codes and the decoder otherwise barely learn)."""
+        """``batch_size`` windows drawn uniformly from all the windows in memory."""
         if self.rotating and self.batches and self.batches % self.swap_every == 0:
             self.games.pop(0)
             self.windows.pop(0)
-            self.life_windows.pop(0)
             while not self._load_next():   # a game too short for a window is passed over; one long enough exists
                 pass
         self.batches += 1
-        at_life = np.array([len(w) for w in self.life_windows], dtype=np.float64)
-        num_life = int(round(batch_size * self.life_share)) if at_life.sum() else 0
         totals = np.array(self.windows, dtype=np.float64)
+        which = self.rng.choice(len(self.games), size=batch_size, p=totals / totals.sum())
         parts = []
-        for g in self.rng.choice(len(self.games), size=batch_size - num_life, p=totals / totals.sum()):
-            parts.append(self._window(g, int(self.rng.random() * totals[g])))
-        if num_life:
-            for g in self.rng.choice(len(self.games), size=num_life, p=at_life / at_life.sum()):
-                parts.append(self._window(g, int(self.rng.choice(self.life_windows[g]))))
+        for g in which:
+            game = self.games[g]
+            t = int(self.rng.random() * totals[g])
+            parts.append(take_window(game.frames, game.actions, t, self.context_frames, self.steps))
         return stack_windows(parts, self.context_frames)
-
-    def _window(self, game_index: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-        game = self.games[game_index]
-        return take_window(game.frames, game.actions, t, self.context_frames, self.steps)
 
 
 def fixed_windows(files: Sequence[str | os.PathLike], indexer: PaletteIndexer, context_frames: int, steps: int,

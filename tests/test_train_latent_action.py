@@ -12,8 +12,8 @@ import pytest
 
 from models.checkpoint import checkpoint_game
 from models.cli import UserError
-from models.episodes import Episode, list_episode_files, load_episode, save_episode
-from models.frame_dataset import (FramePool, IndexedGame, PaletteIndexer, fixed_windows, palette_from_games, split_folders,
+from models.episodes import Episode, list_episode_files, save_episode
+from models.frame_dataset import (FramePool, PaletteIndexer, fixed_windows, palette_from_games, split_folders,
                                   split_games, window_frame_indices)
 from models.latent_action import STAGE, load_latent_action_model
 
@@ -151,33 +151,6 @@ def test_pool_draws_every_window_alike(games):
     future = pool.sample(2000).future[:, 0]
     drawn = np.mean([block_origin(frame, red)[1] in marked for frame in future])
     assert drawn == pytest.approx(2 / 12, abs=0.04)
-
-
-def test_life_steps_are_the_count_and_the_steps_just_after() -> None:
-    lives = np.array([5, 5, 5, 4, 4, 4, 3], np.uint8)   # counted on steps 2 and 5 (frames 3 and 6)
-    game = IndexedGame(frames=np.zeros((7, 2, 2), np.uint8), actions=np.zeros(6, np.uint8), lives=lives)
-    assert game.life_steps().tolist() == [2, 3, 4, 5]
-    assert IndexedGame(frames=game.frames, actions=game.actions).life_steps().size == 0
-
-
-def test_pool_draws_its_life_share_at_a_change_of_the_lives(tmp_path):
-    folder = make_games(tmp_path / "lives", num_games=3)
-    for path in list_episode_files(folder):                 # every game loses a life on step 6 (frame 7)
-        ep = load_episode(path)
-        ep.lives[7:] = 4
-        save_episode(path, ep)
-    files = list_episode_files(folder)
-    indexer = PaletteIndexer(palette_from_games(files))
-    red = int(np.nonzero((indexer.palette == RED).all(1))[0][0])
-    for steps in (1, 2):
-        pool = FramePool(files, indexer, context_frames=2, steps=steps, rng=np.random.default_rng(0), life_share=0.5)
-        windows = 13 - steps
-        future = pool.sample(2000).future[:, -1]
-        at_life = np.mean([block_origin(frame, red)[1] in (7, 8, 9) for frame in future])
-        assert at_life == pytest.approx(0.5 + 0.5 * 3 / windows, abs=0.04)
-    quiet = FramePool(list_episode_files(make_games(tmp_path / "quiet", num_games=2)), indexer, context_frames=2,
-                      life_share=0.5)   # no life lost anywhere: every window drawn alike
-    assert quiet.sample(8).future.shape[0] == 8
 
 
 def test_fixed_windows_are_repeatable(games):
