@@ -17,6 +17,8 @@ BRICK_PIXELS = 6 * 8
 BRICK_SIZE = (6, 8)           # rows, columns of one brick
 NUM_BRICKS = 6 * 18
 BRICK_POINTS = (7, 7, 4, 4, 1, 1)   # points of a brick in each of the six rows, top first
+BRICK_STANDING_SHARE = 0.75   # a brick cell at least this lit holds a brick (bricks_broken)
+BRICK_GONE_SHARE = 0.25       # ... and at most this lit, none
 PADDLE_WIDTHS = (16, 12)      # the paddle's widths: 12 px after the ball has reached the top wall (measured)
 BALL_WIDTH = 2
 
@@ -116,14 +118,24 @@ def ball_count(frames: np.ndarray) -> np.ndarray:
     return counts[0] if single else counts
 
 
-def brick_cells(frames: np.ndarray) -> np.ndarray:
-    """(B, 6, 18) bool: which bricks stand (a cell lit whole). (B, 6, 18) or (6, 18)."""
+def brick_lit_share(frames: np.ndarray) -> np.ndarray:
+    """(B, 6, 18) float: the share of each brick cell's pixels that are lit. (B, 6, 18) or (6, 18)."""
     batch, single = _as_batch(frames)
     region = batch[:, BRICK_ROWS[0]:BRICK_ROWS[1], FIELD_X[0]:FIELD_X[1], :]
     lit = (region[..., 0] | region[..., 1] | region[..., 2]) != 0
     b, h, w = lit.shape
-    cells = lit.reshape(b, h // BRICK_SIZE[0], BRICK_SIZE[0], w // BRICK_SIZE[1], BRICK_SIZE[1]).all(axis=(2, 4))
-    return cells[0] if single else cells
+    shares = lit.reshape(b, h // BRICK_SIZE[0], BRICK_SIZE[0], w // BRICK_SIZE[1], BRICK_SIZE[1]).mean(axis=(2, 4))
+    return shares[0] if single else shares
+
+
+def bricks_broken(frames: np.ndarray) -> np.ndarray:
+    """(n, 6, 18) bool over the n steps of frames (n + 1, H, W, 3): the bricks that went.
+
+    A brick goes when its cell, at least three-quarters lit, is at most a quarter lit a step later
+    (a ball inside the emptied cell lights a sixth of it). A drawn frame that only loses a few of a
+    brick's pixels, or half of it, has not broken it: a player still sees the brick there."""
+    shares = brick_lit_share(frames)
+    return (shares[:-1] >= BRICK_STANDING_SHARE) & (shares[1:] <= BRICK_GONE_SHARE)
 
 
 def ball_present(frames: np.ndarray) -> np.ndarray:

@@ -180,7 +180,7 @@ def play_side(side: str, env: NeuralBreakoutEnv, emulator: gym.Env, start: PlayS
 class GameStats:
     """What one game showed, read from its frames' pixels."""
     steps: int
-    bricks: int             # bricks that vanished
+    bricks: int             # bricks that went (``bricks_broken``)
     points: int             # their points (7, 4 or 1 by row)
     counted_points: float   # the points the game's own counter gave (``Played.points``; 0 without a reward model)
     paddle_hits: int        # a falling ball turned upward at the paddle
@@ -196,8 +196,7 @@ class GameStats:
 def game_stats(frames: np.ndarray, counted_points: float = 0.0) -> GameStats:
     """Stats of a game from its frames (n + 1, H, W, 3), the frame it started from first, and the
     points its own counter gave."""
-    cells = objects.brick_cells(frames)                               # (n + 1, 6, 18)
-    gone = (cells[:-1] & ~cells[1:]).sum(axis=2)                      # (n, 6)
+    gone = objects.bricks_broken(frames).sum(axis=2)                  # (n, 6)
     ball = objects.ball_position(frames)                              # (n + 1, 2)
     row, col = ball[:, 0], ball[:, 1]
     shown = ~np.isnan(row)

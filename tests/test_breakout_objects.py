@@ -101,10 +101,20 @@ def test_broken_or_short_paddles_are_not_whole(follower_game) -> None:
 
 def test_points_read_from_the_bricks_are_the_games_score(follower_game) -> None:
     frames, score = follower_game
-    cells = objects.brick_cells(frames)
-    gone = (cells[:-1] & ~cells[1:]).sum(axis=2)
-    assert cells.shape == (len(frames), 6, 18) and cells[0].all()
-    assert score > 0 and (gone * np.array(objects.BRICK_POINTS)).sum() == score
+    broken = objects.bricks_broken(frames)
+    assert broken.shape == (len(frames) - 1, 6, 18) and (objects.brick_lit_share(frames[0]) == 1).all()
+    assert score > 0 and (broken.sum(axis=2) * np.array(objects.BRICK_POINTS)).sum() == score
+
+
+def test_a_brick_drawn_with_pixels_missing_is_not_broken(follower_game) -> None:
+    whole = follower_game[0][0]
+    nicked, halved, gone = whole.copy(), whole.copy(), whole.copy()
+    nicked[BRICK_ROWS[0], FIELD_X[0]:FIELD_X[0] + 2] = 0                     # 2 of the top-left brick's 48 px
+    halved[BRICK_ROWS[0]:BRICK_ROWS[0] + 3, FIELD_X[0]:FIELD_X[0] + 8] = 0   # its top half
+    gone[BRICK_ROWS[0]:BRICK_ROWS[0] + 6, FIELD_X[0]:FIELD_X[0] + 8] = 0
+    gone[BRICK_ROWS[0] + 1:BRICK_ROWS[0] + 5, FIELD_X[0] + 3:FIELD_X[0] + 5] = (200, 72, 72)   # the ball inside
+    broken = objects.bricks_broken(np.stack([whole, nicked, whole, halved, whole, gone]))
+    assert broken.sum(axis=(1, 2)).tolist() == [0, 0, 0, 0, 1] and broken[4, 0, 0]
 
 
 def test_two_balls_are_counted_apart(follower_game) -> None:
