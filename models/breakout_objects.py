@@ -145,9 +145,5 @@ def ball_present(frames: np.ndarray) -> np.ndarray:
 
 def bricks_remaining(frames: np.ndarray) -> np.ndarray:
     """Number of bricks left (0-108), from the non-black pixels of the brick band. (B,) or scalar."""
-    batch, single = _as_batch(frames)
-    region = batch[:, BRICK_ROWS[0]:BRICK_ROWS[1], FIELD_X[0]:FIELD_X[1], :]
-    band = (region[..., 0] | region[..., 1] | region[..., 2]) != 0
-    count = np.rint(band.sum(axis=(1, 2)) / BRICK_PIXELS).astype(np.int64)
-    count = np.minimum(count, NUM_BRICKS)
-    return count[0] if single else count
+    lit_pixels = np.rint(brick_lit_share(frames) * BRICK_PIXELS).sum(axis=(-2, -1))
+    return np.minimum(np.rint(lit_pixels / BRICK_PIXELS), NUM_BRICKS).astype(np.int64)
