@@ -9,6 +9,8 @@ from models.checkpoint import CheckpointError, load_state, save_checkpoint
 from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, check_train_batch, fold_frames, grow_codebook,
                                   load_latent_action_model, model_config, open_loop_step, rollout, train_step,
                                   unfold_frames)
+from models.breakout_objects import FIELD_X, PADDLE_ROWS
+from models.paddle_prior import PaddlePrior
 
 PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
 
@@ -228,8 +230,29 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     context = frames(1, model.config.context_frames)
     codes = torch.zeros(1, model.config.num_latents, dtype=torch.long)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.predict_next(context, codes), model.eval().predict_next(context, codes))
+        torch.testing.assert_close(loaded.decode(context, codes), model.eval().decode(context, codes))
     assert loaded.config == model.config
+
+
+def test_a_loaded_breakout_model_draws_its_paddle_with_the_prior(tmp_path):
+    model = tiny_model()
+    for game, has_prior in (("Breakout", True), (None, True), ("Pong", False)):
+        path = tmp_path / f"{game}.pt"
+        save_checkpoint(path, stage=STAGE, model=model, config=model.config, step=3, game=game)
+        loaded = load_latent_action_model(path)
+        assert (loaded.paddle_prior is not None) == has_prior, game
+    context = frames(1, model.config.context_frames)
+    codes = torch.zeros(1, model.config.num_latents, dtype=torch.long)
+    with torch.no_grad():
+        drawn = loaded.predict_next(context, codes)                       # the Pong model: the decoder alone
+        loaded.paddle_prior = PaddlePrior.for_palette(model.config.palette)
+        with_prior = loaded.predict_next(context, codes)
+    rows = slice(*PADDLE_ROWS)
+    outside = torch.ones_like(drawn, dtype=torch.bool)
+    outside[:, rows] = False
+    assert torch.equal(drawn[outside], with_prior[outside])              # only the paddle's rows differ
+    paddle = with_prior[0, rows, FIELD_X[0]:FIELD_X[1]] == 1               # PALETTE's paddle colour
+    assert paddle.all(0).sum() >= 8 and torch.equal(paddle.all(0), paddle.any(0))   # one whole bar
 
     other = tmp_path / "dqn.pt"
     save_checkpoint(other, stage="dqn", model=model, config=model.config, step=3)
