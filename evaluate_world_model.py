@@ -48,8 +48,8 @@ class EvaluateConfig:
     oracle: bool = arg(True, "closed loop: also play the neural game on the encoder's codes of a lockstep emulator")
     repair_steps: int = arg(200, "closed loop: real steps tried with each kind of damage to the last frame (0: none)")
     clean_frames: bool = arg(True, "apply the frame cleaner (frame_cleaner.pt) when the checkpoint folder has one")
-    paddle_prior: bool = arg(True, "Breakout: draw the paddle's rows as one whole paddle (models/paddle_prior.py); "
-                                   "off: each pixel's most likely colour, the decoder alone")
+    object_priors: bool = arg(True, "Breakout: draw the paddle and the ball as whole objects (models/object_priors.py); "
+                                    "off: each pixel's most likely colour, the decoder alone")
     control_steps: int = arg(4, "controllability: game steps LEFT or RIGHT is held")
     episodes_dir: str = arg("", "recorded games (.npz): start from random steps of their test split, play "
                                 "the recorded actions and compare with the recorded frames; empty: fresh "
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         if config.episodes_dir else None
     env = NeuralBreakoutEnv(config.checkpoint_dir, device=pick_device(config.device), temperature=config.temperature,
                             game=config.game, clean_frames=config.clean_frames)
-    if not config.paddle_prior:
-        env.world_model.paddle_prior = None
+    if not config.object_priors:
+        env.world_model.object_priors = None
     settings = ev.EvaluationSettings(steps=config.steps, num_starts=config.num_starts,
                                      control_steps=config.control_steps, seed=config.seed, game=config.game,
                                      episode_files=episode_files, latents=config.latents)

@@ -28,8 +28,8 @@ def main() -> None:
                         help="also play on the encoder's codes of a lockstep emulator")
     parser.add_argument("--clean_frames", action=argparse.BooleanOptionalAction, default=True,
                         help="apply a folder's frame_cleaner.pt when it has one")
-    parser.add_argument("--paddle_prior", action=argparse.BooleanOptionalAction, default=True,
-                        help="draw the paddle's rows as one whole paddle (models/paddle_prior.py)")
+    parser.add_argument("--object_priors", action=argparse.BooleanOptionalAction, default=True,
+                        help="draw the paddle and the ball as whole objects (models/object_priors.py)")
     parser.add_argument("--seed", type=int, default=0, help="added to the starts' seeds")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
@@ -42,8 +42,8 @@ def main() -> None:
     try:
         for folder in args.checkpoint_dirs:
             env = NeuralBreakoutEnv(folder, clean_frames=args.clean_frames)
-            if not args.paddle_prior:
-                env.world_model.paddle_prior = None
+            if not args.object_priors:
+                env.world_model.object_priors = None
             began = time.perf_counter()
             result = cl.run_closed_loop(env, emulator, settings)
             cleaner = "with its frame cleaner" if env.cleaner is not None else "no frame cleaner"

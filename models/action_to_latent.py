@@ -236,21 +236,25 @@ class ActionToLatent(nn.Module):
         return recent
 
     @torch.no_grad()
-    def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None = None, temperature: float = 0.0,
-                     generator: torch.Generator | None = None,
-                     history: torch.Tensor | None = None) -> torch.Tensor:
-        """Codes (B, num_latents) int64 for actions (B,) and, for action_state, the RGB context
+    def code_logits(self, actions: torch.Tensor, context: torch.Tensor | None = None,
+                    history: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, num_latents, num_codes) for actions (B,) and, for action_state, the RGB context
         (B, C, H, W, 3) uint8 and the actions played before (B, n) int64, oldest first: the last
-        ``history_length`` are used, and missing ones (or None) count as NOOP, a standing start.
-        Temperature 0 takes the most likely code; above 0, samples softmax(logits / T)."""
+        ``history_length`` are used, and missing ones (or None) count as NOOP, a standing start."""
         actions = self._check_actions(actions, "actions")
         pooled = None
         if self.config.variant == "action_state":
             if context is None:
                 raise ValueError("the action_state map needs the context frames")
             pooled = self.state_from_context(context.to(self.device))
-        logits = self(actions, pooled, self._recent(history, actions.shape[0]))   # (B, L, K)
-        return sample_from_logits(logits, temperature, generator)
+        return self(actions, pooled, self._recent(history, actions.shape[0]))   # (B, L, K)
+
+    def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None = None, temperature: float = 0.0,
+                     generator: torch.Generator | None = None,
+                     history: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, num_latents) int64 from ``code_logits``: temperature 0 takes the most likely
+        code; above 0, samples softmax(logits / T)."""
+        return sample_from_logits(self.code_logits(actions, context, history), temperature, generator)
 
 
 def frames_kept(mapper: Any, context_frames: int) -> int:

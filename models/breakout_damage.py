@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.breakout_objects import BALL_ROWS, BRICK_ROWS, FIELD_X, PADDLE_ROWS, ball_pixels
+from models.breakout_objects import BALL_ROWS, BALL_SIZE, BRICK_ROWS, FIELD_X, PADDLE_ROWS, ball_pixels
 from models.cli import UserError
 
-BALL_SIZE = (4, 2)          # rows, columns of the ball
 STRAY_ROWS = (BRICK_ROWS[1] + 4, PADDLE_ROWS[0] - 6)   # where a stray ball is drawn: the open field below the bricks
 NEAR_PX = 6                 # flipped pixels land within this many pixels of the paddle or the ball
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+FRAME_SHAPE = (210, 160)      # rows, columns of a frame
 BALL_PADDLE_RGB = (200, 72, 72)
 FIELD_X = (8, 152)            # columns inside the side walls
 PADDLE_ROWS = (189, 193)      # the paddle is 4 rows tall
@@ -20,7 +21,8 @@ BRICK_POINTS = (7, 7, 4, 4, 1, 1)   # points of a brick in each of the six rows,
 BRICK_STANDING_SHARE = 0.75   # a brick cell at least this lit holds a brick (bricks_broken)
 BRICK_GONE_SHARE = 0.25       # ... and at most this lit, none
 PADDLE_WIDTHS = (16, 12)      # the paddle's widths: 12 px after the ball has reached the top wall (measured)
-BALL_WIDTH = 2
+BALL_SIZE = (4, 2)            # rows, columns of the ball
+BALL_WIDTH = BALL_SIZE[1]
 
 
 def _red_mask(frames: np.ndarray, rows: tuple[int, int]) -> np.ndarray:

@@ -29,7 +29,7 @@ from torch import nn
 from models import world_model_metrics as wm
 from models.checkpoint import CheckpointError, checkpoint_game, load_model
 from models.frame_dataset import Windows
-from models.paddle_prior import PaddlePrior
+from models.object_priors import ObjectPriors
 
 STAGE = "latent_action"
 COPY_LOGIT_INIT = 5.0      # start as "copy the last frame": softmax gives it ~95% before training
@@ -413,7 +413,7 @@ class LatentActionModel(nn.Module):
         self.decoder = WorldModel(cfg)
         self.register_buffer("palette", torch.tensor(cfg.palette, dtype=torch.uint8), persistent=False)
         self.latents_frozen = False
-        self.paddle_prior: PaddlePrior | None = None   # set for Breakout by load_latent_action_model
+        self.object_priors: ObjectPriors | None = None   # set for Breakout by load_latent_action_model
 
     def freeze_latent_actions(self) -> None:
         """Keep the encoder and codebook as they are and leave only the decoder to train, so the codes
@@ -464,13 +464,13 @@ class LatentActionModel(nn.Module):
         """Next frame's palette indices (B, H, W) int64 from context indices (B, C, H, W) and codes.
 
         Temperature 0 takes the most likely colour of each pixel; above 0, samples from the softmax
-        (palette models). An RGB model's output is snapped to the nearest palette colour. With a
-        ``paddle_prior`` the paddle's rows are then drawn as one whole paddle (``models/paddle_prior.py``)."""
+        (palette models). An RGB model's output is snapped to the nearest palette colour. With
+        ``object_priors`` the paddle and the ball are then drawn whole (``models/object_priors.py``)."""
         prediction = self.unweighted(self.decode(context, codes), context[:, -1])
         indices = self.prediction_indices(prediction, temperature, generator)
-        if self.paddle_prior is None or self.config.pixels != "palette":
+        if self.object_priors is None or self.config.pixels != "palette":
             return indices
-        return self.paddle_prior.apply(indices, unfold_channels(prediction, self.config), context)
+        return self.object_priors.apply(indices, unfold_channels(prediction, self.config), context)
 
     def unweighted(self, prediction: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """The decoder's ``WorldModel.unweighted``."""
@@ -675,9 +675,9 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
 def load_latent_action_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LatentActionModel:
     """Rebuild the model from its checkpoint alone, in eval mode; a checkpoint of another stage or
     one that does not match its own config raises CheckpointError naming the file. A Breakout model
-    (or one that names no game, with Breakout's paddle colour) draws its paddle with the
-    ``PaddlePrior``; set ``paddle_prior`` to None for the decoder alone."""
+    (or one that names no game, with Breakout's paddle colour) draws its paddle and ball with the
+    ``ObjectPriors``; set ``object_priors`` to None for the decoder alone."""
     model = load_model(path, STAGE, LatentActionConfig, LatentActionModel, device)
     if checkpoint_game(path) in ("Breakout", None):
-        model.paddle_prior = PaddlePrior.for_palette(model.config.palette)
+        model.object_priors = ObjectPriors.for_frames(model.config.palette, (model.config.height, model.config.width))
     return model

@@ -27,8 +27,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from models.action_to_latent import frames_kept, load_action_mapper, oldest_repeated
+from models.action_to_latent import frames_kept, load_action_mapper, oldest_repeated, sample_from_logits
 from models.atari import make_rgb_env
+from models.breakout_objects import ball_present
 from models.checkpoint import PRETRAINED_DIR, checkpoint_game
 from models.cli import UserError
 from models.frame_cleaner import FrameCleaner, load_frame_cleaner
@@ -52,6 +53,7 @@ DEFAULT_MAX_EPISODE_STEPS = 10_000
 MAX_START_TAPS = 6     # a real start taps random moves up to this many times before FIRE (one tap: ~22 px)
 RENDER_FPS = 15        # the original game's pace: 60 Hz with frame skip 4
 ACTION_MEMORY = 16     # earlier actions kept and offered to the mapper (it reads the last few it was trained on)
+SERVE_WAIT = 8         # ball-less steps after which FIRE serves (the real game can serve 7 steps after the ball left)
 
 
 class NeuralEnvError(UserError, ValueError):
@@ -61,8 +63,8 @@ class NeuralEnvError(UserError, ValueError):
 class ActionMapper(Protocol):
     """What the environment needs of stage 4's mapper (``models.action_to_latent``)."""
 
-    def sample_codes(self, actions: torch.Tensor, context: torch.Tensor | None, temperature: float = 0.0,
-                     generator: torch.Generator | None = None, history: torch.Tensor | None = None) -> torch.Tensor: ...
+    def code_logits(self, actions: torch.Tensor, context: torch.Tensor | None,
+                    history: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 # ------------------------------------------------------------------------------- loading
@@ -182,6 +184,12 @@ def held_fire_as_press(history: list[int], action: int) -> list[int]:
     return shown
 
 
+def steps_without_ball(frames: np.ndarray) -> int:
+    """How many of the last frames (n, H, W, 3), newest last, show no ball."""
+    shown = np.atleast_1d(ball_present(frames))
+    return len(shown) if not shown.any() else len(shown) - 1 - int(np.flatnonzero(shown)[-1])
+
+
 # ----------------------------------------------------------------------------- the environment
 
 class NeuralBreakoutEnv(gym.Env):
@@ -210,6 +218,12 @@ class NeuralBreakoutEnv(gym.Env):
     the counters of given frames (default: a new game's lives, score 0); a start from the emulator
     takes its lives, and its score is 0 (the opening is a serve, which scores nothing).
 
+    With ``fire_serves`` (on by default), FIRE pressed after ``SERVE_WAIT`` steps without a ball
+    serves: the map's likeliest code among those the world model draws a ball with. Why: after the
+    neural game loses its ball it does not draw the lost life, a frame the real game never shows, and
+    the map's FIRE there kept the game waiting for good (12 of 16 closed-loop games showed the ball in
+    under a fifth of their frames). Only for one code per step (a 1 x 1 latent grid).
+
     ``temperature`` 0 takes the most likely latent and the most likely colour of each pixel; above
     0 both are sampled, from a generator seeded by ``reset``'s seed, so a seed repeats a game."""
 
@@ -220,7 +234,7 @@ class NeuralBreakoutEnv(gym.Env):
                  game: str = "Breakout", render_mode: str | None = None,
                  models: tuple[LatentActionModel, ActionMapper] | None = None, clean_frames: bool = True,
                  cleaner: FrameCleaner | None = None, reward_model: RewardModel | None = None,
-                 terminal_on_life_loss: bool = False):
+                 terminal_on_life_loss: bool = False, fire_serves: bool = True):
         """``models``: an already loaded (world model, mapper) pair, used instead of ``checkpoint_dir``;
         ``cleaner`` and ``reward_model`` go with them. From ``checkpoint_dir``, the folder's
         ``CLEANER_FILE`` is used when it has one and ``clean_frames`` is on, and its ``REWARD_FILE``."""
@@ -238,6 +252,7 @@ class NeuralBreakoutEnv(gym.Env):
         self.reward_model = reward_model if models is not None else load_rewards(checkpoint_dir, self.device)
         self.terminal_on_life_loss = terminal_on_life_loss
         cfg = self.world_model.config
+        self.fire_serves = fire_serves and cfg.num_latents == 1 and game == "Breakout"
         mapper_config = getattr(self.mapper, "config", None)
         mapper_actions = getattr(mapper_config, "num_actions", len(ACTION_NAMES))
         meanings = list(getattr(mapper_config, "action_meanings", None) or ACTION_NAMES)
@@ -269,6 +284,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._lit: torch.Tensor | None = None      # (1, R, h, w) the last frames as the reward model reads them
         self.lives, self.score = 0, 0.0
         self._life_counter = LifeCounter()
+        self._without_ball = 0                      # steps since a frame last showed the ball
 
     # ----- gymnasium API
 
@@ -310,6 +326,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._frame = self._rgb[0, -1].cpu().numpy()
         self._history = ([NOOP] * ACTION_MEMORY + history)[-ACTION_MEMORY:]
         self._step = 0
+        self._without_ball = steps_without_ball(frames)
         return self._frame.copy(), {"step": 0, "start": start, "lives": self.lives, "score": self.score}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -320,8 +337,22 @@ class NeuralBreakoutEnv(gym.Env):
             actions = torch.tensor([action], dtype=torch.long, device=self.device)                  # (1,)
             shown = held_fire_as_press(self._history, action)
             history = torch.tensor([shown], dtype=torch.long, device=self.device)                   # (1, M)
-            codes = self.mapper.sample_codes(actions, self._rgb, self.temperature, self._generator, history)  # (1, L)
+            logits = self.mapper.code_logits(actions, self._rgb, history)                          # (1, L, K)
+            if action == FIRE and self.fire_serves and self._without_ball >= SERVE_WAIT:
+                logits = self._serving(logits)
+            codes = sample_from_logits(logits, self.temperature, self._generator)                   # (1, L)
         return self._advance(codes, action)
+
+    def _serving(self, logits: torch.Tensor) -> torch.Tensor:
+        """The map's logits (1, 1, K) with the codes whose drawn next frame shows no ball ruled out;
+        as they are where no code draws one."""
+        k = self.world_model.config.num_codes
+        drawn = self.world_model.predict_next(self._indices.expand(k, -1, -1, -1),
+                                              torch.arange(k, device=self.device)[:, None])     # (K, H, W)
+        serves = torch.from_numpy(np.atleast_1d(ball_present(self.world_model.to_rgb(drawn).cpu().numpy())))
+        if not serves.any():
+            return logits
+        return logits.masked_fill(~serves.to(logits.device).view(1, 1, k), -torch.inf)
 
     def step_latents(self, codes: Any, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         """A step drawn from latent codes given here (num_latents,) instead of the mapper's. ``action`` is
@@ -349,6 +380,7 @@ class NeuralBreakoutEnv(gym.Env):
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
             self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
         self._frame = nxt_rgb[0].cpu().numpy()
+        self._without_ball = 0 if ball_present(self._frame) else self._without_ball + 1
         self._history = self._history[1:] + [action]
         self._step += 1
         reward, terminated = self._outcome(nxt_rgb)

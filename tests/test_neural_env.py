@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import torch
+
 from models.atari import make_rgb_env
+from models.breakout_objects import BALL_PADDLE_RGB, BALL_ROWS, ball_present
 from models.checkpoint import CheckpointError
 from models.cli import UserError
 from tiny_models import write_fixed_reward_model, write_tiny_checkpoints
-from models.neural_env import (ACTION_MEMORY, ENV_ID, FIRE, LEFT, NOOP, REWARD_FILE, RIGHT, NeuralBreakoutEnv,
+from models.neural_env import (ACTION_MEMORY, ENV_ID, FIRE, LEFT, NOOP, REWARD_FILE, RIGHT, SERVE_WAIT, NeuralBreakoutEnv,
                                NeuralEnvError, held_fire_as_press, paired_rollout, real_opening, real_start)
 
 H, W = 210, 160
@@ -120,10 +123,10 @@ class PreviousActionSpy:
         self.config = dataclasses.replace(mapper.config, state_frames=state_frames or mapper.config.state_frames)
         self.history_length = history_length
 
-    def sample_codes(self, actions, context, temperature=0.0, generator=None, history=None):
+    def code_logits(self, actions, context, history=None):
         self.seen.append(history[0].tolist())
         self.contexts.append(context[0].cpu().numpy())
-        return self.mapper.sample_codes(actions, context, temperature, generator, history)
+        return self.mapper.code_logits(actions, context, history)
 
 
 def test_the_mapper_is_told_the_actions_before(env: NeuralBreakoutEnv, start_frames: np.ndarray) -> None:
@@ -371,3 +374,48 @@ def test_a_held_fire_reaches_the_map_as_a_fresh_press(env: NeuralBreakoutEnv, st
     for action in (FIRE, FIRE, FIRE, RIGHT):
         spied.step(action)
     assert [seen[-3:] for seen in spy.seen] == [[0, 0, 3], [0, 3, 0], [3, 0, 0], [1, 1, 1]]
+
+
+class PrefersCodeZero:
+    """A mapper that always picks code 0 and likes code 3 least, whatever the action."""
+
+    def __init__(self, mapper):
+        self.mapper, self.config, self.history_length = mapper, mapper.config, mapper.history_length
+
+    def code_logits(self, actions, context, history=None):
+        logits = torch.zeros(1, 1, self.config.num_codes)
+        logits[..., 0], logits[..., 3] = 5.0, -5.0
+        return logits
+
+
+def serving_env(tiny_dir: Path, fire_serves: bool) -> NeuralBreakoutEnv:
+    """A tiny game whose world model draws the last frame again, with a ball only for code 3."""
+    loaded = NeuralBreakoutEnv(tiny_dir)
+    world = loaded.world_model
+    red = int(np.flatnonzero((world.palette.numpy() == BALL_PADDLE_RGB).all(1))[0])
+
+    def predict_next(context, codes, temperature=0.0, generator=None):
+        out = context[:, -1].long().clone()
+        out[codes[:, 0] == 3, 120:124, 80:82] = red
+        return out
+
+    world.predict_next = predict_next
+    return NeuralBreakoutEnv(models=(world, PrefersCodeZero(loaded.mapper)), fire_serves=fire_serves)
+
+
+def test_fire_serves_after_a_while_without_a_ball(tiny_dir: Path, start_frames: np.ndarray) -> None:
+    frames = start_frames.copy()
+    frames[:, BALL_ROWS[0]:BALL_ROWS[1]] = 0                         # no ball
+    env = serving_env(tiny_dir, fire_serves=True)
+    env.reset(seed=0, options={"frames": frames})
+    assert env.step(FIRE)[-1]["codes"].tolist() == [0]                # too soon: the map's code
+    for _ in range(SERVE_WAIT):
+        assert env.step(NOOP)[-1]["codes"].tolist() == [0]
+    obs, *_, info = env.step(FIRE)
+    assert info["codes"].tolist() == [3] and ball_present(obs)        # the only code that serves
+    assert env.step(FIRE)[-1]["codes"].tolist() == [0]                # the ball is there: the map again
+    off = serving_env(tiny_dir, fire_serves=False)
+    off.reset(seed=0, options={"frames": frames})
+    for _ in range(SERVE_WAIT):
+        off.step(NOOP)
+    assert off.step(FIRE)[-1]["codes"].tolist() == [0]

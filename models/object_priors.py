@@ -1,0 +1,214 @@
+"""Breakout's paddle, bricks and ball decoded as whole objects from the decoder's colour probabilities.
+
+The decoder chooses each pixel's colour on its own. Where its code leaves the paddle's exact move
+open (about one step in eight where the paddle moves), each likely place wins only the pixels the
+places share, so the paddle comes out short or in pieces; where it is unsure of the ball (at a turn,
+at a brick), the ball's pixels lose to the background and the ball is gone, or a stale copy stays
+beside the new one. The next step copies each error and nothing repairs it: in closed-loop play the
+paddle was gone within seconds in most games.
+
+Here each object is drawn whole, where the decoder's probabilities put it; the priors only say what
+the objects look like and that they do not vanish, as the recordings show them.
+
+- ``PaddlePrior``: of every paddle the game can show, a solid bar of one of ``PADDLE_WIDTHS`` at any
+  column (the right wall may hide all but ``MIN_SHOWN`` px of it), the likeliest is drawn, at the
+  width of the context frames' paddle, so a paddle drawn short once is mended at the next step.
+  Beyond the bar its rows keep one ball's width of its colour while a ball falls past, else none.
+- ``BrickPrior``: a brick cell is drawn lit whole (in its likeliest colour) or empty; a cell at
+  least half lit is a brick, and in a cell less lit only a ball's pixels stay (a ball inside a
+  broken brick's cell takes the row's colour). A half-erased brick would otherwise stay as it is and
+  read as a ball that never moves, to the player and to the FIRE rule of ``models.neural_env``.
+- ``BallPrior``: while the last frame shows the ball in the open field between the bricks and the
+  paddle (above ``LOST_ROW``), the next frame shows exactly one: where the decoder draws none or
+  several, the likeliest ball-sized place within ``BALL_REACH`` px of the last one is drawn and
+  every other ball pixel of the open field is cleared."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.breakout_objects import (BALL_PADDLE_RGB, BALL_SIZE, BALL_WIDTH, BRICK_ROWS, BRICK_SIZE, FIELD_X, FRAME_SHAPE, LOST_ROW,
+                                     PADDLE_ROWS, PADDLE_WIDTHS, ball_count, ball_position)
+
+MIN_SHOWN = 8       # px of the paddle left in view at the right wall (measured: 8-16 px shown there)
+OPEN_ROWS = (BRICK_ROWS[1], PADDLE_ROWS[0])   # the open field between the bricks and the paddle
+BALL_REACH = 16     # px the ball may be drawn from its last place (the fastest recorded ball moves 14)
+
+
+def paddle_masks(widths: tuple[int, ...], field_width: int, min_shown: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every paddle the game can show in one row of the field: bool (P, field_width) columns and
+    each one's width (P,) before the wall cuts it. Its left edge goes as far right as
+    ``field_width - min_shown`` whatever its width."""
+    masks, full = [], []
+    for width in widths:
+        for left in range(field_width - min_shown + 1):
+            mask = np.zeros(field_width, dtype=bool)
+            mask[left:left + width] = True
+            masks.append(mask)
+            full.append(width)
+    return np.stack(masks), np.array(full)
+
+
+def log_odds(logits: torch.Tensor, colour: int) -> torch.Tensor:
+    """(B, K, ...) palette logits -> (B, ...) log odds of ``colour`` against every other colour."""
+    log_p = F.log_softmax(logits.float(), dim=1)[:, colour]
+    return log_p - torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
+
+
+def without_colour(logits: torch.Tensor, colour: int) -> torch.Tensor:
+    """(B, K, ...) -> (B, ...) the likeliest palette index other than ``colour``."""
+    return logits.index_fill(1, torch.tensor([colour], device=logits.device), -torch.inf).argmax(1)
+
+
+class PaddlePrior:
+    """Redraws the paddle rows of a decoded frame (see the module's docstring)."""
+
+    def __init__(self, colour: int):
+        self.colour = colour
+        masks, widths = paddle_masks(PADDLE_WIDTHS, FIELD_X[1] - FIELD_X[0], MIN_SHOWN)
+        self.masks = torch.from_numpy(masks)                      # (P, W) bool
+        self.mask_widths = torch.from_numpy(widths)               # (P,)
+        self.widths = torch.tensor(PADDLE_WIDTHS)
+
+    def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Frame (B, H, W) palette indices with the paddle rows redrawn, given the palette logits
+        (B, K, H, W) it was read from and the context indices (B, C, H, W)."""
+        rows, cols = slice(*PADDLE_ROWS), slice(*FIELD_X)
+        band_logits = logits[:, :, rows, cols]                                # (B, K, R, W)
+        best = self.masks.to(indices.device)[self.scores(band_logits, context[:, :, rows, cols]).argmax(1)]  # (B, W)
+        drawn = indices[:, rows, cols]
+        coloured = drawn == self.colour
+        falling = (context[:, -1, int(LOST_ROW):PADDLE_ROWS[0], cols] == self.colour).flatten(1).any(1)   # (B,)
+        kept = self._ball_kept(coloured, best) & falling[:, None, None]
+        band = torch.where(coloured & ~kept, without_colour(band_logits, self.colour), drawn)
+        band = torch.where(best[:, None], torch.full_like(band, self.colour), band)
+        out = indices.clone()
+        out[:, rows, cols] = band
+        return out
+
+    def scores(self, band_logits: torch.Tensor, context_band: torch.Tensor) -> torch.Tensor:
+        """(B, P) log-likelihood ratio of each paddle against none, summed over its pixels; paddles
+        of another width than the context's are ruled out."""
+        evidence = log_odds(band_logits, self.colour).sum(1)                   # (B, W)
+        scores = evidence @ self.masks.to(evidence).T                          # (B, P)
+        allowed = self.context_widths(context_band)                            # (B, len(widths))
+        fits = (self.mask_widths.to(scores.device)[:, None] == self.widths.to(scores.device)).float()  # (P, n)
+        return scores.masked_fill((allowed.float() @ fits.T) == 0, -torch.inf)
+
+    def context_widths(self, context_band: torch.Tensor) -> torch.Tensor:
+        """(B, len(widths)) bool: the widths the most context frames show their paddle at (every
+        width where none shows one whole, as at the right wall)."""
+        shown = (context_band == self.colour).all(2).sum(-1)                     # (B, C) full columns
+        counts = (shown[..., None] == self.widths.to(shown.device)).sum(1)      # (B, n)
+        most = counts.max(1, keepdim=True).values
+        return (counts == most) | (most == 0)
+
+    @staticmethod
+    def _ball_kept(coloured: torch.Tensor, paddle: torch.Tensor) -> torch.Tensor:
+        """(B, R, W) the coloured pixels that may stay beside the paddle: the ball-wide window of
+        columns, not touching the paddle, that holds most of them."""
+        near = paddle.clone()
+        near[:, 1:] |= paddle[:, :-1]
+        near[:, :-1] |= paddle[:, 1:]
+        apart = coloured & ~near[:, None]                                      # (B, R, W)
+        per_column = apart.sum(1, keepdim=True).float()                        # (B, 1, W)
+        window = F.avg_pool1d(per_column, BALL_WIDTH, stride=1)[:, 0]          # (B, W - BALL_WIDTH + 1)
+        left = window.argmax(1)
+        offsets = torch.arange(coloured.shape[-1], device=coloured.device) - left[:, None]
+        kept = (offsets >= 0) & (offsets < BALL_WIDTH) & (window.amax(1) > 0)[:, None]
+        return apart & kept[:, None]
+
+
+class BrickPrior:
+    """Draws each brick cell whole or empty (see the module's docstring)."""
+
+    def __init__(self, black: int, num_colours: int):
+        self.black, self.num_colours = black, num_colours
+
+    def apply(self, indices: torch.Tensor) -> torch.Tensor:
+        """Frame (B, H, W) palette indices with every brick cell lit whole or empty but for a ball."""
+        rows, cols = slice(*BRICK_ROWS), slice(*FIELD_X)
+        b = indices.shape[0]
+        (h, w), n_rows = BRICK_SIZE, (BRICK_ROWS[1] - BRICK_ROWS[0]) // BRICK_SIZE[0]
+        cells = indices[:, rows, cols].reshape(b, n_rows, h, -1, w).permute(0, 1, 3, 2, 4)   # (B, 6, 18, h, w)
+        lit = cells != self.black
+        counts = F.one_hot(cells.long(), self.num_colours).sum((3, 4))                    # (B, 6, 18, K)
+        counts[..., self.black] = -1
+        colour = counts.argmax(-1)[..., None, None].to(cells.dtype)                       # (B, 6, 18, 1, 1)
+        brick = lit.float().mean((3, 4), keepdim=True) >= 0.5
+        ball = self._fits_a_ball(lit)[..., None, None]
+        cells = torch.where(brick, colour.expand_as(cells),
+                            torch.where(ball, cells, torch.full_like(cells, self.black)))
+        out = indices.clone()
+        out[:, rows, cols] = cells.permute(0, 1, 3, 2, 4).reshape(b, BRICK_ROWS[1] - BRICK_ROWS[0], -1)
+        return out
+
+    @staticmethod
+    def _fits_a_ball(lit: torch.Tensor) -> torch.Tensor:
+        """(B, 6, 18) bool: the cell's lit pixels (B, 6, 18, h, w) fit in a ball's box."""
+        def span(any_lit: torch.Tensor) -> torch.Tensor:
+            index = torch.arange(any_lit.shape[-1], device=any_lit.device)
+            first = torch.where(any_lit, index, any_lit.shape[-1]).min(-1).values
+            last = torch.where(any_lit, index, -1).max(-1).values
+            return (last - first + 1).clamp(min=0)
+        return (span(lit.any(-1)) <= BALL_SIZE[0]) & (span(lit.any(-2)) <= BALL_SIZE[1])
+
+
+class BallPrior:
+    """Keeps one whole ball in the open field (see the module's docstring)."""
+
+    def __init__(self, colour: int, palette: np.ndarray):
+        self.colour = colour
+        self.palette = np.asarray(palette, dtype=np.uint8)         # (K, 3) RGB
+
+    def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Frame (B, H, W) palette indices with the open field's ball redrawn where needed, given
+        the palette logits (B, K, H, W) and the context indices (B, C, H, W)."""
+        last = ball_position(self.palette[context[:, -1].cpu().numpy()])           # (B, 2)
+        counts = np.atleast_1d(ball_count(self.palette[indices.cpu().numpy()]))    # (B,)
+        out = indices.clone()
+        for b in np.flatnonzero((last[:, 0] >= OPEN_ROWS[0]) & (last[:, 0] < LOST_ROW) & (counts != 1)):
+            out[b] = self.redraw(out[b], logits[b], last[b])
+        return out
+
+    def redraw(self, frame: torch.Tensor, logits: torch.Tensor, last: np.ndarray) -> torch.Tensor:
+        """Frame (H, W) with one ball at the likeliest place near ``last`` (row, column) and no
+        other ball pixel in the open field."""
+        rows, cols = slice(*OPEN_ROWS), slice(*FIELD_X)
+        field = logits[None, :, rows, cols]                                         # (1, K, R, W)
+        height, width = BALL_SIZE
+        score = F.avg_pool2d(log_odds(field, self.colour)[:, None], BALL_SIZE, stride=1)[0, 0]   # (R', W')
+        centre_rows = torch.arange(score.shape[0], device=score.device) + OPEN_ROWS[0] + (height - 1) / 2
+        centre_cols = torch.arange(score.shape[1], device=score.device) + FIELD_X[0] + (width - 1) / 2
+        near = ((centre_rows - float(last[0])).abs() <= BALL_REACH)[:, None] \
+            & ((centre_cols - float(last[1])).abs() <= BALL_REACH)[None]
+        top, left = divmod(int(score.masked_fill(~near, -torch.inf).argmax()), score.shape[1])
+        region = frame[rows, cols]
+        region = torch.where(region == self.colour, without_colour(field, self.colour)[0], region)
+        region[top:top + height, left:left + width] = self.colour
+        out = frame.clone()
+        out[rows, cols] = region
+        return out
+
+
+class ObjectPriors:
+    """The paddle, brick and ball priors, in turn, on a decoded frame."""
+
+    def __init__(self, palette: list[list[int]], colour: int, black: int):
+        self.paddle = PaddlePrior(colour)
+        self.bricks = BrickPrior(black, len(palette))
+        self.ball = BallPrior(colour, np.asarray(palette))
+
+    @classmethod
+    def for_frames(cls, palette: list[list[int]], shape: tuple[int, int] = FRAME_SHAPE) -> ObjectPriors | None:
+        """The priors for a model of frames of this palette and (rows, columns); None when the frames
+        are not Breakout's size or the palette lacks the paddle's colour."""
+        found = [i for i, rgb in enumerate(palette) if tuple(rgb) == BALL_PADDLE_RGB]
+        black = [i for i, rgb in enumerate(palette) if tuple(rgb) == (0, 0, 0)]
+        return cls(palette, found[0], black[0]) if found and black and tuple(shape) == FRAME_SHAPE else None
+
+    def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Frame (B, H, W) palette indices decoded from logits (B, K, H, W) after context (B, C, H, W),
+        with its paddle and ball drawn whole."""
+        return self.ball.apply(self.bricks.apply(self.paddle.apply(indices, logits, context)), logits, context)

@@ -1,0 +1,163 @@
+"""Tests for models/object_priors.py: a drawn frame's paddle and ball, decoded as whole objects."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models import breakout_objects as objects
+from models.atari import make_rgb_env
+from models.breakout_damage import Palette, draw_ball, erase_paddle_end, paddle_columns, remove_ball
+from models.breakout_objects import BALL_SIZE, BRICK_ROWS, FIELD_X, LOST_ROW, PADDLE_ROWS
+from models.frame_dataset import PaletteIndexer, palette_from_frames
+from models.object_priors import MIN_SHOWN, BallPrior, ObjectPriors, PaddlePrior, paddle_masks
+
+
+@pytest.fixture(scope="module")
+def game() -> tuple[np.ndarray, PaletteIndexer]:
+    """Palette indices of 4 real frames a few steps after the serve, paddle in mid-field, and their indexer."""
+    env = make_rgb_env("Breakout")
+    env.reset(seed=3)
+    frames = [env.step(action)[0] for action in [1, 3, 3] + [0] * 4]
+    env.close()
+    indexer = PaletteIndexer(palette_from_frames([np.stack(frames)]))
+    return indexer.to_indices(np.stack(frames[-4:])), indexer
+
+
+def logits_of(probs: np.ndarray) -> torch.Tensor:
+    """(1, K, H, W) logits of per-pixel colour probabilities (H, W, K)."""
+    return torch.from_numpy(np.log(probs * 0.999 + 0.001 / probs.shape[-1])).permute(2, 0, 1)[None].float()
+
+
+def confident_logits(frame: np.ndarray, num_colours: int) -> torch.Tensor:
+    """Logits of a decoder sure of every pixel of ``frame`` (indices)."""
+    return logits_of(np.eye(num_colours)[frame])
+
+
+def decode(prior: PaddlePrior | BallPrior, logits: torch.Tensor, context: np.ndarray) -> np.ndarray:
+    indices = logits.argmax(1)
+    return prior.apply(indices, logits, torch.from_numpy(context.astype(np.int64))[None])[0].numpy()
+
+
+def test_a_paddle_whose_move_the_decoder_is_unsure_of_is_drawn_whole(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).paddle
+    last = context[-1]
+    paddle = paddle_columns(last, palette)
+    probs = np.eye(len(indexer.palette))[last]
+    rows = slice(*PADDLE_ROWS)
+    for cols in (paddle[-4:], paddle[-1] + 1 + np.arange(4)):   # stayed, or moved 4 px right: each end alone
+        probs[rows, cols] = 0.0
+        probs[rows, cols, palette.red], probs[rows, cols, palette.black] = 0.45, 0.55
+    logits = logits_of(probs)
+    plain = logits.argmax(1)[0].numpy()
+    assert objects.paddle_width(indexer.to_rgb(plain)) == 12              # each pixel alone: a short paddle
+    drawn = decode(prior, logits, context)
+    assert objects.paddle_well_formed(indexer.to_rgb(drawn))
+    assert paddle_columns(drawn, palette)[0] in (paddle[0], paddle[0] + 4)
+    outside = np.ones(drawn.shape, dtype=bool)
+    outside[rows] = False
+    assert (drawn[outside] == plain[outside]).all()                     # the rest of the frame as drawn
+
+
+def test_a_paddle_cut_short_in_the_last_frame_comes_back_at_the_contexts_width(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).paddle
+    damaged = context.copy()
+    damaged[-1] = erase_paddle_end(context[-1], palette, 4, right=True)
+    drawn = decode(prior, confident_logits(damaged[-1], len(indexer.palette)), damaged)   # the damage copied
+    assert objects.paddle_width(indexer.to_rgb(drawn)) == 16
+    short = np.stack([erase_paddle_end(f, palette, 4, right=True) for f in context])   # every frame 12 px: kept
+    drawn = decode(prior, confident_logits(short[-1], len(indexer.palette)), short)
+    assert objects.paddle_width(indexer.to_rgb(drawn)) == 12
+
+
+def test_a_falling_ball_beside_the_paddle_stays_and_stray_pieces_go(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).paddle
+    paddle = paddle_columns(context[-1], palette)
+    frame = draw_ball(context[-1], palette, PADDLE_ROWS[0], FIELD_X[0] + 2)       # a ball falling past
+    frame[PADDLE_ROWS[0]:PADDLE_ROWS[1], paddle[-1] + 1:paddle[-1] + 4] = palette.red   # a smear at its end
+    frame[PADDLE_ROWS[0] + 1, paddle[-1] + 20:paddle[-1] + 25] = palette.red            # a fragment
+    falling = context.copy()
+    falling[-1] = draw_ball(context[-1], palette, int(LOST_ROW) + 3, FIELD_X[0] + 2)
+    for before, ball in ((falling, True), (context, False)):
+        drawn = decode(prior, confident_logits(frame, len(indexer.palette)), before)
+        red = drawn[PADDLE_ROWS[0]:PADDLE_ROWS[1], FIELD_X[0]:FIELD_X[1]] == palette.red
+        assert red[:, 2:4].all() == ball and red[:, 2:4].any() == ball    # the ball, only while one falls
+        assert np.array_equal(paddle_columns(drawn, palette)[2 if ball else 0:], paddle)   # no smear
+        assert red.sum() == 4 * 2 * ball + 4 * 16                          # no fragment
+
+
+def test_the_right_wall_may_hide_part_of_the_paddle_the_left_never() -> None:
+    masks, widths = paddle_masks((16, 12), 144, MIN_SHOWN)
+    shown = masks.sum(1)
+    assert set(shown[widths == 16]) == set(shown[widths == 12]) | {13, 14, 15, 16} == set(range(MIN_SHOWN, 17))
+    assert masks[shown < widths][:, -1].all()                            # cut ones touch the right edge
+    assert not (masks[:, 0] & (shown < widths)).any()
+
+
+def test_frames_without_the_paddle_colour_or_of_another_size_have_no_priors() -> None:
+    assert ObjectPriors.for_frames([[0, 0, 0], [236, 236, 236]]) is None
+    assert ObjectPriors.for_frames([[0, 0, 0], [200, 72, 72]], (16, 8)) is None
+    assert ObjectPriors.for_frames([[0, 0, 0], [200, 72, 72]]) is not None
+
+
+def ball_case(game, at: tuple[int, int], drawn_at: list[tuple[tuple[int, int], float]]):
+    """Context with the ball at ``at``; logits of a decoder that gives the ball colour probability p
+    at each of ``drawn_at`` ((row, column), p) on an empty field."""
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    empty = remove_ball(context[-1], palette)
+    context = context.copy()
+    context[-1] = draw_ball(empty, palette, *at)
+    probs = np.eye(len(indexer.palette))[empty]
+    for (row, col), p in drawn_at:
+        cells = probs[row:row + BALL_SIZE[0], col:col + BALL_SIZE[1]]
+        cells[:] = 0.0
+        cells[..., palette.red], cells[..., palette.black] = p, 1 - p
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).ball
+    return decode(prior, logits_of(probs), context), palette
+
+
+def test_a_ball_the_decoder_is_unsure_of_is_drawn_where_it_is_likeliest(game) -> None:
+    drawn, palette = ball_case(game, (140, 70), [((144, 74), 0.4), ((150, 40), 0.45)])
+    assert (drawn[144:148, 74:76] == palette.red).all()                   # near the last ball, not the likelier far one
+    assert (drawn[150:154, 40:42] != palette.red).all()
+    assert objects.ball_count(Palette.of(game[1].palette).colours[drawn]) == 1
+
+
+def test_of_two_balls_drawn_the_likelier_stays(game) -> None:
+    drawn, palette = ball_case(game, (140, 70), [((144, 74), 0.9), ((136, 66), 0.8)])
+    assert (drawn[144:148, 74:76] == palette.red).all() and (drawn[136:140, 66:68] != palette.red).all()
+
+
+def test_one_sure_ball_and_a_falling_ball_are_left_to_the_decoder(game) -> None:
+    sure, palette = ball_case(game, (140, 70), [((144, 74), 0.9)])
+    assert (sure[144:148, 74:76] == palette.red).all()
+    gone, palette = ball_case(game, (int(LOST_ROW) + 2, 70), [((int(LOST_ROW) + 4, 74), 0.3)])
+    assert not (gone[int(LOST_ROW):PADDLE_ROWS[0]] == palette.red).any()   # a ball past the paddle may go
+
+
+def test_a_brick_is_drawn_whole_or_gone_and_a_ball_inside_a_broken_one_stays(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).bricks
+    frame = context[-1].copy()
+    cell = lambda row, col: (slice(BRICK_ROWS[0] + 6 * row, BRICK_ROWS[0] + 6 * row + 6),
+                             slice(FIELD_X[0] + 8 * col, FIELD_X[0] + 8 * col + 8))
+    standing, nicked, wiped, holed = cell(0, 3), cell(1, 5), cell(2, 7), cell(5, 9)
+    assert all((frame[c] != palette.black).all() for c in (standing, nicked, wiped))
+    colour = frame[nicked][0, 0]
+    frame[nicked][:2, :5] = palette.black                                # a brick nicked: 10 of 48 px
+    frame[wiped][:4] = palette.black                                     # two-thirds wiped: a remnant
+    frame[holed] = palette.black                                         # a broken brick's cell ...
+    frame[holed][1:5, 3:5] = colour                                      # ... with a ball inside it
+    drawn = prior.apply(torch.from_numpy(frame.astype(np.int64))[None])[0].numpy()
+    assert (drawn[standing] == context[-1][standing]).all()
+    assert (drawn[nicked] == colour).all()                               # mended
+    assert (drawn[wiped] == palette.black).all()                         # gone
+    assert (drawn[holed] == frame[holed]).all()                          # the ball stays
