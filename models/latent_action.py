@@ -460,15 +460,16 @@ class LatentActionModel(nn.Module):
         return self.decoder(context, self.quantizer.lookup(codes.long(), rows, cols))
 
     def predict_next(self, context: torch.Tensor, codes: torch.Tensor, temperature: float = 0.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, whole_objects: bool = True) -> torch.Tensor:
         """Next frame's palette indices (B, H, W) int64 from context indices (B, C, H, W) and codes.
 
         Temperature 0 takes the most likely colour of each pixel; above 0, samples from the softmax
         (palette models). An RGB model's output is snapped to the nearest palette colour. With
-        ``object_priors`` the paddle and the ball are then drawn whole (``models/object_priors.py``)."""
+        ``object_priors`` and ``whole_objects`` the paddle, the bricks and the ball are then drawn
+        whole (``models/object_priors.py``)."""
         prediction = self.unweighted(self.decode(context, codes), context[:, -1])
         indices = self.prediction_indices(prediction, temperature, generator)
-        if self.object_priors is None or self.config.pixels != "palette":
+        if self.object_priors is None or not whole_objects or self.config.pixels != "palette":
             return indices
         return self.object_priors.apply(indices, unfold_channels(prediction, self.config), context)
 

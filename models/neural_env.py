@@ -285,6 +285,7 @@ class NeuralBreakoutEnv(gym.Env):
         self.lives, self.score = 0, 0.0
         self._life_counter = LifeCounter()
         self._without_ball = 0                      # steps since a frame last showed the ball
+        self._serve_codes: set[int] = set()         # codes that drew a served ball before (_serving)
 
     # ----- gymnasium API
 
@@ -344,15 +345,30 @@ class NeuralBreakoutEnv(gym.Env):
         return self._advance(codes, action)
 
     def _serving(self, logits: torch.Tensor) -> torch.Tensor:
-        """The map's logits (1, 1, K) with the codes whose drawn next frame shows no ball ruled out;
-        as they are where no code draws one."""
+        """The map's logits (1, 1, K) with the codes whose next frame shows no ball ruled out; as they
+        are where no code draws one. The codes that served before are tried first, alone, then every
+        code (one batched pass of the decoder, 0.4 s on 2 cores). Each code's frame is the decoder's
+        likeliest without the object priors: a ball served from a ball-less frame is drawn whole in
+        the open field, where they leave it as it is."""
         k = self.world_model.config.num_codes
-        drawn = self.world_model.predict_next(self._indices.expand(k, -1, -1, -1),
-                                              torch.arange(k, device=self.device)[:, None])     # (K, H, W)
-        serves = torch.from_numpy(np.atleast_1d(ball_present(self.world_model.to_rgb(drawn).cpu().numpy())))
+        serves = torch.zeros(k, dtype=torch.bool)
+        for tried in (sorted(self._serve_codes), range(k)):
+            codes = torch.tensor(list(tried), dtype=torch.long)
+            if len(codes):
+                serves[codes] = self._draws_a_ball(codes)
+            if serves.any():
+                break
+        self._serve_codes.update(serves.nonzero().flatten().tolist())
         if not serves.any():
             return logits
         return logits.masked_fill(~serves.to(logits.device).view(1, 1, k), -torch.inf)
+
+    def _draws_a_ball(self, codes: torch.Tensor) -> torch.Tensor:
+        """(n,) bool: the decoder's likeliest next frame for each code (n,) shows a ball."""
+        model = self.world_model
+        drawn = model.predict_next(self._indices.expand(len(codes), -1, -1, -1), codes.to(self.device)[:, None],
+                                   whole_objects=False)                                          # (n, H, W)
+        return torch.from_numpy(np.atleast_1d(ball_present(model.to_rgb(drawn).cpu().numpy())))
 
     def step_latents(self, codes: Any, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         """A step drawn from latent codes given here (num_latents,) instead of the mapper's. ``action`` is

@@ -56,6 +56,14 @@ def log_odds(logits: torch.Tensor, colour: int) -> torch.Tensor:
     return log_p - torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
 
 
+def span(flags: torch.Tensor) -> torch.Tensor:
+    """(..., n) bool -> (...) how many places from the first set flag to the last (0: none set)."""
+    index = torch.arange(flags.shape[-1], device=flags.device)
+    first = torch.where(flags, index, flags.shape[-1]).min(-1).values
+    last = torch.where(flags, index, -1).max(-1).values
+    return (last - first + 1).clamp(min=0)
+
+
 def without_colour(logits: torch.Tensor, colour: int) -> torch.Tensor:
     """(B, K, ...) -> (B, ...) the likeliest palette index other than ``colour``."""
     return logits.index_fill(1, torch.tensor([colour], device=logits.device), -torch.inf).argmax(1)
@@ -147,11 +155,6 @@ class BrickPrior:
     @staticmethod
     def _fits_a_ball(lit: torch.Tensor) -> torch.Tensor:
         """(B, 6, 18) bool: the cell's lit pixels (B, 6, 18, h, w) fit in a ball's box."""
-        def span(any_lit: torch.Tensor) -> torch.Tensor:
-            index = torch.arange(any_lit.shape[-1], device=any_lit.device)
-            first = torch.where(any_lit, index, any_lit.shape[-1]).min(-1).values
-            last = torch.where(any_lit, index, -1).max(-1).values
-            return (last - first + 1).clamp(min=0)
         return (span(lit.any(-1)) <= BALL_SIZE[0]) & (span(lit.any(-2)) <= BALL_SIZE[1])
 
 
@@ -165,12 +168,23 @@ class BallPrior:
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices with the open field's ball redrawn where needed, given
         the palette logits (B, K, H, W) and the context indices (B, C, H, W)."""
-        last = ball_position(self.palette[context[:, -1].cpu().numpy()])           # (B, 2)
-        counts = np.atleast_1d(ball_count(self.palette[indices.cpu().numpy()]))    # (B,)
+        todo = ~self._one_whole_ball(indices).cpu().numpy()                         # (B,) the cheap test first
+        if not todo.any():
+            return indices
+        last = ball_position(self.palette[context[todo, -1].cpu().numpy()])          # (n, 2)
+        counts = np.atleast_1d(ball_count(self.palette[indices[todo].cpu().numpy()]))  # (n,)
         out = indices.clone()
-        for b in np.flatnonzero((last[:, 0] >= OPEN_ROWS[0]) & (last[:, 0] < LOST_ROW) & (counts != 1)):
-            out[b] = self.redraw(out[b], logits[b], last[b])
+        redo = (last[:, 0] >= OPEN_ROWS[0]) & (last[:, 0] < LOST_ROW) & (counts != 1)
+        for b, row in zip(np.flatnonzero(todo)[redo], last[redo]):
+            out[b] = self.redraw(out[b], logits[b], row)
         return out
+
+    def _one_whole_ball(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the open field shows just one ball's box of its colour, all of it coloured;
+        such a frame keeps its ball, whatever the frame before showed."""
+        coloured = indices[:, slice(*OPEN_ROWS), slice(*FIELD_X)] == self.colour     # (B, R, W)
+        return (coloured.flatten(1).sum(1) == BALL_SIZE[0] * BALL_SIZE[1]) \
+            & (span(coloured.any(2)) == BALL_SIZE[0]) & (span(coloured.any(1)) == BALL_SIZE[1])
 
     def redraw(self, frame: torch.Tensor, logits: torch.Tensor, last: np.ndarray) -> torch.Tensor:
         """Frame (H, W) with one ball at the likeliest place near ``last`` (row, column) and no

@@ -394,12 +394,13 @@ def serving_env(tiny_dir: Path, fire_serves: bool) -> NeuralBreakoutEnv:
     world = loaded.world_model
     red = int(np.flatnonzero((world.palette.numpy() == BALL_PADDLE_RGB).all(1))[0])
 
-    def predict_next(context, codes, temperature=0.0, generator=None):
+    def predict_next(context, codes, temperature=0.0, generator=None, whole_objects=True):
+        world.batches.append(len(codes))
         out = context[:, -1].long().clone()
         out[codes[:, 0] == 3, 120:124, 80:82] = red
         return out
 
-    world.predict_next = predict_next
+    world.predict_next, world.batches = predict_next, []
     return NeuralBreakoutEnv(models=(world, PrefersCodeZero(loaded.mapper)), fire_serves=fire_serves)
 
 
@@ -414,6 +415,12 @@ def test_fire_serves_after_a_while_without_a_ball(tiny_dir: Path, start_frames: 
     obs, *_, info = env.step(FIRE)
     assert info["codes"].tolist() == [3] and ball_present(obs)        # the only code that serves
     assert env.step(FIRE)[-1]["codes"].tolist() == [0]                # the ball is there: the map again
+    env.reset(seed=0, options={"frames": frames})
+    for _ in range(SERVE_WAIT):
+        env.step(NOOP)
+    env.world_model.batches.clear()
+    assert env.step(FIRE)[-1]["codes"].tolist() == [3]
+    assert env.world_model.batches == [1, 1]                            # the code that served before, then the step
     off = serving_env(tiny_dir, fire_serves=False)
     off.reset(seed=0, options={"frames": frames})
     for _ in range(SERVE_WAIT):
