@@ -21,7 +21,8 @@ the objects look like and that they do not vanish, as the recordings show them.
 - ``BallPrior``: while the last frame shows the ball in the open field between the bricks and the
   paddle (above ``LOST_ROW``), the next frame shows exactly one: where the decoder draws none or
   several, the likeliest ball-sized place within ``BALL_REACH`` px of the last one is drawn and
-  every other ball pixel of the open field is cleared."""
+  every other ball pixel of the open field is cleared. The real ball never stands still: one drawn
+  where it was is moved to the likeliest other place, or, below ``LOST_ROW``, taken away."""
 from __future__ import annotations
 
 import numpy as np
@@ -168,42 +169,49 @@ class BallPrior:
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices with the open field's ball redrawn where needed, given
         the palette logits (B, K, H, W) and the context indices (B, C, H, W)."""
-        todo = ~self._one_whole_ball(indices).cpu().numpy()                         # (B,) the cheap test first
+        field = (slice(None), slice(*OPEN_ROWS), slice(*FIELD_X))
+        coloured, before = indices[field] == self.colour, context[:, -1][field] == self.colour   # (B, R, W)
+        still = ((coloured == before).flatten(1).all(1) & before.flatten(1).any(1)).cpu().numpy()   # (B,)
+        todo = still | ~self._one_whole_ball(coloured).cpu().numpy()                 # the cheap tests first
         if not todo.any():
             return indices
         last = ball_position(self.palette[context[todo, -1].cpu().numpy()])          # (n, 2)
         counts = np.atleast_1d(ball_count(self.palette[indices[todo].cpu().numpy()]))  # (n,)
         out = indices.clone()
-        redo = (last[:, 0] >= OPEN_ROWS[0]) & (last[:, 0] < LOST_ROW) & (counts != 1)
-        for b, row in zip(np.flatnonzero(todo)[redo], last[redo]):
-            out[b] = self.redraw(out[b], logits[b], row)
+        for b, at, count, stood in zip(np.flatnonzero(todo), last, counts, still[todo]):
+            if stood and at[0] >= LOST_ROW:
+                out[b] = self.redraw(out[b], logits[b], None)                         # it fell past the paddle
+            elif OPEN_ROWS[0] <= at[0] < LOST_ROW and (count != 1 or stood):
+                out[b] = self.redraw(out[b], logits[b], at, moved=stood)
         return out
 
-    def _one_whole_ball(self, indices: torch.Tensor) -> torch.Tensor:
-        """(B,) bool: the open field shows just one ball's box of its colour, all of it coloured;
-        such a frame keeps its ball, whatever the frame before showed."""
-        coloured = indices[:, slice(*OPEN_ROWS), slice(*FIELD_X)] == self.colour     # (B, R, W)
-        return (coloured.flatten(1).sum(1) == BALL_SIZE[0] * BALL_SIZE[1]) \
-            & (span(coloured.any(2)) == BALL_SIZE[0]) & (span(coloured.any(1)) == BALL_SIZE[1])
-
-    def redraw(self, frame: torch.Tensor, logits: torch.Tensor, last: np.ndarray) -> torch.Tensor:
-        """Frame (H, W) with one ball at the likeliest place near ``last`` (row, column) and no
-        other ball pixel in the open field."""
+    def redraw(self, frame: torch.Tensor, logits: torch.Tensor, last: np.ndarray | None,
+               moved: bool = False) -> torch.Tensor:
+        """Frame (H, W) with no ball pixel in the open field but one ball at the likeliest place near
+        ``last`` (row, column; None: no ball), away from it with ``moved``."""
         rows, cols = slice(*OPEN_ROWS), slice(*FIELD_X)
         field = logits[None, :, rows, cols]                                         # (1, K, R, W)
-        height, width = BALL_SIZE
-        score = F.avg_pool2d(log_odds(field, self.colour)[:, None], BALL_SIZE, stride=1)[0, 0]   # (R', W')
-        centre_rows = torch.arange(score.shape[0], device=score.device) + OPEN_ROWS[0] + (height - 1) / 2
-        centre_cols = torch.arange(score.shape[1], device=score.device) + FIELD_X[0] + (width - 1) / 2
-        near = ((centre_rows - float(last[0])).abs() <= BALL_REACH)[:, None] \
-            & ((centre_cols - float(last[1])).abs() <= BALL_REACH)[None]
-        top, left = divmod(int(score.masked_fill(~near, -torch.inf).argmax()), score.shape[1])
         region = frame[rows, cols]
         region = torch.where(region == self.colour, without_colour(field, self.colour)[0], region)
-        region[top:top + height, left:left + width] = self.colour
+        if last is not None:
+            height, width = BALL_SIZE
+            score = F.avg_pool2d(log_odds(field, self.colour)[:, None], BALL_SIZE, stride=1)[0, 0]   # (R', W')
+            rows_off = (torch.arange(score.shape[0], device=score.device) + OPEN_ROWS[0] + (height - 1) / 2 - float(last[0])).abs()
+            cols_off = (torch.arange(score.shape[1], device=score.device) + FIELD_X[0] + (width - 1) / 2 - float(last[1])).abs()
+            near = (rows_off <= BALL_REACH)[:, None] & (cols_off <= BALL_REACH)[None]
+            if moved:
+                near &= (rows_off >= 1)[:, None] | (cols_off >= 1)[None]
+            top, left = divmod(int(score.masked_fill(~near, -torch.inf).argmax()), score.shape[1])
+            region[top:top + height, left:left + width] = self.colour
         out = frame.clone()
         out[rows, cols] = region
         return out
+
+    @staticmethod
+    def _one_whole_ball(coloured: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the open field's pixels of the ball's colour (B, R, W) fill one ball's box."""
+        return (coloured.flatten(1).sum(1) == BALL_SIZE[0] * BALL_SIZE[1]) \
+            & (span(coloured.any(2)) == BALL_SIZE[0]) & (span(coloured.any(1)) == BALL_SIZE[1])
 
 
 class ObjectPriors:

@@ -161,3 +161,11 @@ def test_a_brick_is_drawn_whole_or_gone_and_a_ball_inside_a_broken_one_stays(gam
     assert (drawn[nicked] == colour).all()                               # mended
     assert (drawn[wiped] == palette.black).all()                         # gone
     assert (drawn[holed] == frame[holed]).all()                          # the ball stays
+
+
+def test_a_ball_drawn_where_it_was_moves_on_or_below_the_paddles_reach_goes(game) -> None:
+    moved, palette = ball_case(game, (140, 70), [((140, 70), 0.9), ((144, 74), 0.4)])
+    assert (moved[140:144, 70:72] != palette.red).all() and (moved[144:148, 74:76] == palette.red).all()
+    low = int(LOST_ROW) + 3
+    gone, palette = ball_case(game, (low, 70), [((low, 70), 0.9)])
+    assert not (gone[low:low + 4, 70:72] == palette.red).any()
