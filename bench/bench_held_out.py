@@ -10,6 +10,8 @@ With ``--frame_cleaner``, each model's one-step frames are also cleaned by that 
 neural game does in play, and the share of frames pixel-exact before and after cleaning is printed."""
 from __future__ import annotations
 
+import argparse
+
 import os
 import time
 
@@ -23,11 +25,13 @@ from models.latent_action import ROLLOUT_STEPS, evaluate, load_latent_action_mod
 
 
 def held_out_figures(checkpoint: str | os.PathLike, games: list, num_windows: int, seed: int = 0,
-                     cleaner_path: str | None = None) -> dict[str, float]:
+                     cleaner_path: str | None = None, object_priors: bool = True) -> dict[str, float]:
     """The validation metrics of one checkpoint on ``num_windows`` fixed windows of ``games``; the
     windows sit at the same steps for every checkpoint (they depend on the seed and the games alone).
     With ``cleaner_path``, also the frame cleaner's figures on the same windows (``cleaned_exact``...)."""
     model = load_latent_action_model(checkpoint)
+    if not object_priors:
+        model.object_priors = None
     windows = fixed_windows(games, PaletteIndexer(model.config.palette), model.config.context_frames,
                             ROLLOUT_STEPS, num_windows, seed=seed)
     metrics = evaluate(model, windows, seed=seed).metrics
@@ -42,13 +46,16 @@ def main() -> None:
     parser = held_out_parser(__doc__)
     parser.add_argument("--windows", type=int, default=1536)
     parser.add_argument("--frame_cleaner", default="", help="a frame cleaner checkpoint to clean each frame with")
+    parser.add_argument("--object_priors", action=argparse.BooleanOptionalAction, default=True,
+                        help="draw Breakout's paddle, bricks and ball whole, as the game does (models/object_priors.py)")
     args = parse_checked(parser, ("windows", "threads"), non_negative=("split_seed",))
     games = held_out_games(args)
     print(f"{args.windows} windows from the {len(games)} {args.split} games of {args.episodes_dir}; "
           "model / copy last frame")
     for path in args.checkpoints:
         start = time.perf_counter()
-        m = held_out_figures(path, games, args.windows, cleaner_path=args.frame_cleaner or None)
+        m = held_out_figures(path, games, args.windows, cleaner_path=args.frame_cleaner or None,
+                             object_priors=args.object_priors)
         print(f"{path}: PSNR {m['psnr']:.2f} / {m['copy_psnr']:.2f} dB, pixel-exact {m['pixel_exact']:.1%} / "
               f"{m['copy_pixel_exact']:.1%}, changed pixels right {m['changed_accuracy']:.1%}, paddle "
               f"{m['paddle_error_px']:.2f} px, ball {m['ball_error_px']:.2f} px, ball recall {m['ball_recall']:.1%}, "

@@ -467,7 +467,13 @@ class LatentActionModel(nn.Module):
         (palette models). An RGB model's output is snapped to the nearest palette colour. With
         ``object_priors`` and ``whole_objects`` the paddle, the bricks and the ball are then drawn
         whole (``models/object_priors.py``)."""
-        prediction = self.unweighted(self.decode(context, codes), context[:, -1])
+        return self.draw(self.unweighted(self.decode(context, codes), context[:, -1]), context, temperature,
+                         generator, whole_objects)
+
+    def draw(self, prediction: torch.Tensor, context: torch.Tensor, temperature: float = 0.0,
+             generator: torch.Generator | None = None, whole_objects: bool = True) -> torch.Tensor:
+        """Palette indices (B, H, W) of the frame the decoder's unweighted output (B, K, fold^2, h, w)
+        shows after ``context`` (B, C, H, W), as ``predict_next`` draws it."""
         indices = self.prediction_indices(prediction, temperature, generator)
         if self.object_priors is None or not whole_objects or self.config.pixels != "palette":
             return indices
@@ -645,7 +651,9 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
         out = model(context, future[:, 0])
         loss_sum += out.recon_loss.item() * context.shape[0]
         codes.append(out.codes.cpu().numpy())
-        preds.append(model.prediction_rgb(model.unweighted(out.prediction, context[:, -1])).cpu().numpy())
+        drawn = model.unweighted(out.prediction, context[:, -1])
+        preds.append((model.to_rgb(model.draw(drawn, context)) if model.config.pixels == "palette"
+                      else model.prediction_rgb(drawn)).cpu().numpy())
         if future.shape[1] >= ROLLOUT_STEPS and start < rollout_windows:
             keep = min(context.shape[0], rollout_windows - start)
             context, future = context[:keep], future[:keep, :ROLLOUT_STEPS]
