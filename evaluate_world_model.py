@@ -48,7 +48,7 @@ class EvaluateConfig:
     oracle: bool = arg(True, "closed loop: also play the neural game on the encoder's codes of a lockstep emulator")
     repair_steps: int = arg(200, "closed loop: real steps tried with each kind of damage to the last frame (0: none)")
     clean_frames: bool = arg(True, "apply the frame cleaner (frame_cleaner.pt) when the checkpoint folder has one")
-    object_priors: bool = arg(True, "Breakout: draw the paddle and the ball as whole objects (models/object_priors.py); "
+    object_priors: bool = arg(True, "Breakout: draw the paddle, bricks and ball as whole objects (models/object_priors.py); "
                                     "off: each pixel's most likely colour, the decoder alone")
     control_steps: int = arg(4, "controllability: game steps LEFT or RIGHT is held")
     episodes_dir: str = arg("", "recorded games (.npz): start from random steps of their test split, play "
@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     episode_files = split_games(list_episode_files(config.episodes_dir), seed=config.split_seed).test \
         if config.episodes_dir else None
     env = NeuralBreakoutEnv(config.checkpoint_dir, device=pick_device(config.device), temperature=config.temperature,
-                            game=config.game, clean_frames=config.clean_frames)
-    if not config.object_priors:
-        env.world_model.object_priors = None
+                            game=config.game, clean_frames=config.clean_frames, object_priors=config.object_priors)
     settings = ev.EvaluationSettings(steps=config.steps, num_starts=config.num_starts,
                                      control_steps=config.control_steps, seed=config.seed, game=config.game,
                                      episode_files=episode_files, latents=config.latents)

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--clean_frames", action=argparse.BooleanOptionalAction, default=True,
                         help="apply a folder's frame_cleaner.pt when it has one")
     parser.add_argument("--object_priors", action=argparse.BooleanOptionalAction, default=True,
-                        help="draw the paddle and the ball as whole objects (models/object_priors.py)")
+                        help="draw the paddle, bricks and ball as whole objects (models/object_priors.py)")
     parser.add_argument("--seed", type=int, default=0, help="added to the starts' seeds")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
@@ -41,9 +41,7 @@ def main() -> None:
     emulator = make_rgb_env("Breakout")
     try:
         for folder in args.checkpoint_dirs:
-            env = NeuralBreakoutEnv(folder, clean_frames=args.clean_frames)
-            if not args.object_priors:
-                env.world_model.object_priors = None
+            env = NeuralBreakoutEnv(folder, clean_frames=args.clean_frames, object_priors=args.object_priors)
             began = time.perf_counter()
             result = cl.run_closed_loop(env, emulator, settings)
             cleaner = "with its frame cleaner" if env.cleaner is not None else "no frame cleaner"

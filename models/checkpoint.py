@@ -97,11 +97,13 @@ def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "
 
 
 def load_model(path: str | os.PathLike, stage: str, config_cls: type, build: Callable[[Any], torch.nn.Module],
-               device: str | torch.device = "cpu", check: Callable[[Any], None] | None = None) -> torch.nn.Module:
+               device: str | torch.device = "cpu", check: Callable[[Any], None] | None = None,
+               payload: dict | None = None) -> torch.nn.Module:
     """Rebuild a stage's model from its checkpoint alone, in eval mode on ``device``: ``build`` makes it
     from the stored config, which ``check`` may refuse first (raising CheckpointError). A file of another
-    stage, a config the class does not accept or weights that do not fit get one sentence naming the file."""
-    payload = load_checkpoint(path, stage=stage, map_location="cpu")
+    stage, a config the class does not accept or weights that do not fit get one sentence naming the file.
+    ``payload``: the file's contents, when the caller has read them already (``load_checkpoint``)."""
+    payload = payload if payload is not None else load_checkpoint(path, stage=stage, map_location="cpu")
     try:
         cfg = config_from_checkpoint(payload, config_cls, path)
     except (TypeError, ValueError) as exc:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import world_model_metrics as wm
-from models.checkpoint import CheckpointError, checkpoint_game, load_model
+from models.checkpoint import CheckpointError, load_checkpoint, load_model
 from models.frame_dataset import Windows
 from models.object_priors import ObjectPriors
 
@@ -414,6 +414,7 @@ class LatentActionModel(nn.Module):
         self.register_buffer("palette", torch.tensor(cfg.palette, dtype=torch.uint8), persistent=False)
         self.latents_frozen = False
         self.object_priors: ObjectPriors | None = None   # set for Breakout by load_latent_action_model
+        self.game: str | None = None                       # the game its checkpoint names, if any
 
     def freeze_latent_actions(self) -> None:
         """Keep the encoder and codebook as they are and leave only the decoder to train, so the codes
@@ -684,9 +685,11 @@ def evaluate(model: LatentActionModel, windows: Windows, batch_size: int = 32, r
 def load_latent_action_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LatentActionModel:
     """Rebuild the model from its checkpoint alone, in eval mode; a checkpoint of another stage or
     one that does not match its own config raises CheckpointError naming the file. A Breakout model
-    (or one that names no game, with Breakout's paddle colour) draws its paddle and ball with the
-    ``ObjectPriors``; set ``object_priors`` to None for the decoder alone."""
-    model = load_model(path, STAGE, LatentActionConfig, LatentActionModel, device)
-    if checkpoint_game(path) in ("Breakout", None):
+    (or one that names no game, with Breakout's paddle colour) draws its paddle, bricks and ball with
+    the ``ObjectPriors``; set ``object_priors`` to None for the decoder alone."""
+    payload = load_checkpoint(path, stage=STAGE, map_location="cpu")
+    model = load_model(path, STAGE, LatentActionConfig, LatentActionModel, device, payload=payload)
+    model.game = payload.get("game")
+    if model.game in ("Breakout", None):
         model.object_priors = ObjectPriors.for_frames(model.config.palette, (model.config.height, model.config.width))
     return model

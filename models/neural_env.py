@@ -30,7 +30,7 @@ import torch
 from models.action_to_latent import frames_kept, load_action_mapper, oldest_repeated, sample_from_logits
 from models.atari import make_rgb_env
 from models.breakout_objects import ball_present
-from models.checkpoint import PRETRAINED_DIR, checkpoint_game
+from models.checkpoint import PRETRAINED_DIR
 from models.cli import UserError
 from models.frame_cleaner import FrameCleaner, load_frame_cleaner
 from models.latent_action import LatentActionModel, load_latent_action_model
@@ -103,7 +103,7 @@ def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device,
                                   "or point --checkpoint_dir at a folder that holds it")
     world_model = load_latent_action_model(world_path, device)
     mapper = load_action_mapper(mapper_path, device, latent_config=world_model.config)
-    for path, trained_on in ((world_path, checkpoint_game(world_path)), (mapper_path, mapper.config.game)):
+    for path, trained_on in ((world_path, world_model.game), (mapper_path, mapper.config.game)):
         if game and trained_on and trained_on != game:
             raise UserError(f"{path} was trained on {trained_on}, not {game} (see --game)")
     return world_model, mapper
@@ -234,10 +234,12 @@ class NeuralBreakoutEnv(gym.Env):
                  game: str = "Breakout", render_mode: str | None = None,
                  models: tuple[LatentActionModel, ActionMapper] | None = None, clean_frames: bool = True,
                  cleaner: FrameCleaner | None = None, reward_model: RewardModel | None = None,
-                 terminal_on_life_loss: bool = False, fire_serves: bool = True):
+                 terminal_on_life_loss: bool = False, fire_serves: bool = True, object_priors: bool = True):
         """``models``: an already loaded (world model, mapper) pair, used instead of ``checkpoint_dir``;
         ``cleaner`` and ``reward_model`` go with them. From ``checkpoint_dir``, the folder's
-        ``CLEANER_FILE`` is used when it has one and ``clean_frames`` is on, and its ``REWARD_FILE``."""
+        ``CLEANER_FILE`` is used when it has one and ``clean_frames`` is on, and its ``REWARD_FILE``.
+        ``object_priors`` off draws each frame as the decoder alone does (it switches them off on the
+        world model)."""
         if temperature < 0:
             raise NeuralEnvError(f"temperature must be zero or more, got {temperature}")
         if max_episode_steps < 1:
@@ -250,6 +252,8 @@ class NeuralBreakoutEnv(gym.Env):
             cleaner = load_cleaner(checkpoint_dir, self.world_model, self.device)
         self.cleaner = cleaner if clean_frames else None
         self.reward_model = reward_model if models is not None else load_rewards(checkpoint_dir, self.device)
+        if not object_priors:
+            self.world_model.object_priors = None
         self.terminal_on_life_loss = terminal_on_life_loss
         cfg = self.world_model.config
         self.fire_serves = fire_serves and cfg.num_latents == 1 and game == "Breakout"

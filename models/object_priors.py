@@ -35,6 +35,7 @@ from models.breakout_objects import (BALL_PADDLE_RGB, BALL_SIZE, BALL_WIDTH, BRI
 MIN_SHOWN = 8       # px of the paddle left in view at the right wall (measured: 8-16 px shown there)
 OPEN_ROWS = (BRICK_ROWS[1], PADDLE_ROWS[0])   # the open field between the bricks and the paddle
 BALL_REACH = 16     # px the ball may be drawn from its last place (the fastest recorded ball moves 14)
+BRICK_DRAWN_SHARE = 0.5   # a brick cell drawn at least this lit is drawn whole, else empty but for a ball
 
 
 def paddle_masks(widths: tuple[int, ...], field_width: int, min_shown: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +146,7 @@ class BrickPrior:
         counts = F.one_hot(cells.long(), self.num_colours).sum((3, 4))                    # (B, 6, 18, K)
         counts[..., self.black] = -1
         colour = counts.argmax(-1)[..., None, None].to(cells.dtype)                       # (B, 6, 18, 1, 1)
-        brick = lit.float().mean((3, 4), keepdim=True) >= 0.5
+        brick = lit.float().mean((3, 4), keepdim=True) >= BRICK_DRAWN_SHARE
         ball = self._fits_a_ball(lit)[..., None, None]
         cells = torch.where(brick, colour.expand_as(cells),
                             torch.where(ball, cells, torch.full_like(cells, self.black)))
