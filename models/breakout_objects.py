@@ -18,6 +18,7 @@ BRICK_PIXELS = 6 * 8
 BRICK_SIZE = (6, 8)           # rows, columns of one brick
 NUM_BRICKS = 6 * 18
 BRICK_POINTS = (7, 7, 4, 4, 1, 1)   # points of a brick in each of the six rows, top first
+BRICK_ROW_RGB = ((200, 72, 72), (198, 108, 58), (180, 122, 48), (162, 162, 42), (72, 160, 72), (66, 72, 200))  # top first
 BRICK_STANDING_SHARE = 0.75   # a brick cell at least this lit holds a brick (bricks_broken)
 BRICK_GONE_SHARE = 0.25       # ... and at most this lit, none
 PADDLE_WIDTHS = (16, 12)      # the paddle's widths: 12 px after the ball has reached the top wall (measured)

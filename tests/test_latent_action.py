@@ -12,7 +12,8 @@ from models.latent_action import (STAGE, LatentActionModel, VectorQuantizer, che
 from models.breakout_objects import FIELD_X, PADDLE_ROWS
 from models.object_priors import ObjectPriors
 
-PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200]]
+PALETTE = [[0, 0, 0], [200, 72, 72], [142, 142, 142], [66, 72, 200], [198, 108, 58], [180, 122, 48], [162, 162, 42],
+           [72, 160, 72]]   # Breakout's colours: black, the paddle's, the walls', the bricks'
 
 
 @pytest.fixture(autouse=True)

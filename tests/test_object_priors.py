@@ -8,7 +8,7 @@ import torch
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.breakout_damage import Palette, draw_ball, erase_paddle_end, paddle_columns, remove_ball
-from models.breakout_objects import BALL_SIZE, BRICK_ROWS, FIELD_X, LOST_ROW, PADDLE_ROWS
+from models.breakout_objects import BALL_SIZE, BRICK_ROW_RGB, BRICK_ROWS, FIELD_X, LOST_ROW, PADDLE_ROWS
 from models.frame_dataset import PaletteIndexer, palette_from_frames
 from models.object_priors import MIN_SHOWN, BallPrior, ObjectPriors, PaddlePrior, paddle_masks
 
@@ -100,10 +100,12 @@ def test_the_right_wall_may_hide_part_of_the_paddle_the_left_never() -> None:
     assert not (masks[:, 0] & (shown < widths)).any()
 
 
-def test_frames_without_the_paddle_colour_or_of_another_size_have_no_priors() -> None:
+def test_frames_without_breakouts_colours_or_of_another_size_have_no_priors() -> None:
+    breakout = [[0, 0, 0], [142, 142, 142], *map(list, BRICK_ROW_RGB)]
+    assert ObjectPriors.for_frames(breakout) is not None
+    assert ObjectPriors.for_frames(breakout, (16, 8)) is None
+    assert ObjectPriors.for_frames([[0, 0, 0], [200, 72, 72]]) is None           # no bricks' colours
     assert ObjectPriors.for_frames([[0, 0, 0], [236, 236, 236]]) is None
-    assert ObjectPriors.for_frames([[0, 0, 0], [200, 72, 72]], (16, 8)) is None
-    assert ObjectPriors.for_frames([[0, 0, 0], [200, 72, 72]]) is not None
 
 
 def ball_case(game, at: tuple[int, int], drawn_at: list[tuple[tuple[int, int], float]]):
@@ -135,11 +137,14 @@ def test_of_two_balls_drawn_the_likelier_stays(game) -> None:
     assert (drawn[144:148, 74:76] == palette.red).all() and (drawn[136:140, 66:68] != palette.red).all()
 
 
-def test_one_sure_ball_and_a_falling_ball_are_left_to_the_decoder(game) -> None:
+def test_one_sure_ball_is_left_to_the_decoder_and_a_low_one_kept_only_where_likely(game) -> None:
     sure, palette = ball_case(game, (140, 70), [((144, 74), 0.9)])
     assert (sure[144:148, 74:76] == palette.red).all()
-    gone, palette = ball_case(game, (int(LOST_ROW) + 2, 70), [((int(LOST_ROW) + 4, 74), 0.3)])
-    assert not (gone[int(LOST_ROW):PADDLE_ROWS[0]] == palette.red).any()   # a ball past the paddle may go
+    low = int(LOST_ROW) + 2
+    caught, _ = ball_case(game, (low, 70), [((low - 6, 74), 0.3)])           # bounced off the paddle
+    assert (caught[low - 6:low - 2, 74:76] == palette.red).all()
+    gone, _ = ball_case(game, (low, 70), [((low - 6, 74), 0.03)])            # log odds -3.5: fell past it
+    assert not (gone[int(LOST_ROW) - 8:PADDLE_ROWS[0]] == palette.red).any()
 
 
 def test_a_brick_is_drawn_whole_or_gone_and_a_ball_inside_a_broken_one_stays(game) -> None:
@@ -169,3 +174,29 @@ def test_a_ball_drawn_where_it_was_moves_on_or_below_the_paddles_reach_goes(game
     low = int(LOST_ROW) + 3
     gone, palette = ball_case(game, (low, 70), [((low, 70), 0.9)])
     assert not (gone[low:low + 4, 70:72] == palette.red).any()
+
+
+def test_a_ball_among_the_bricks_is_kept_whole_in_its_rows_colours_and_clear_of_bricks(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    colour = {tuple(rgb): i for i, rgb in enumerate(indexer.palette.tolist())}
+    green, blue = colour[BRICK_ROW_RGB[4]], colour[BRICK_ROW_RGB[5]]
+    frame = remove_ball(context[-1], palette)
+    tunnel = (slice(BRICK_ROWS[0] + 24, BRICK_ROWS[1]), slice(FIELD_X[0] + 72, FIELD_X[0] + 80))  # two broken bricks
+    frame[tunnel] = palette.black
+    before = context.copy()
+    before[-1] = frame
+    before[-1][87:91, 82:84] = blue                                       # the ball in the blue row's cell
+    probs = np.eye(len(indexer.palette))[frame]
+    probs[83:87, 84:86] = 0.0
+    probs[83:87, 84:86, green], probs[83:87, 84:86, palette.black] = 0.4, 0.6   # unsure where it went
+    # (the standing bricks above, sure of their rows' colours, are likelier places for a ball's colours)
+    prior = ObjectPriors.for_frames(indexer.palette.tolist())
+    drawn = prior.apply(logits_of(probs).argmax(1), logits_of(probs), torch.from_numpy(before.astype(np.int64))[None])[0].numpy()
+    ball = np.zeros(drawn.shape, dtype=bool)
+    ball[83:87, 84:86] = True
+    assert (drawn[ball] == green).all()                                   # drawn whole, in the green row's colour
+    assert (drawn[tunnel][~ball[tunnel]] == palette.black).all()
+    outside = np.ones(drawn.shape, dtype=bool)
+    outside[tunnel] = False
+    assert (drawn[outside] == frame[outside]).all()                       # the bricks stand as they were
