@@ -15,6 +15,7 @@ Several context frames let the decoder see how the ball and the paddle are alrea
 latent only needs to carry what the frames cannot predict: mostly the player's move."""
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, field
@@ -415,6 +416,7 @@ class LatentActionModel(nn.Module):
         self.latents_frozen = False
         self.object_priors: ObjectPriors | None = None   # set for Breakout by load_latent_action_model
         self.game: str | None = None                       # the game its checkpoint names, if any
+        self.play_decoder: torch.jit.ScriptModule | None = None   # set by freeze_for_play
 
     def freeze_latent_actions(self) -> None:
         """Keep the encoder and codebook as they are and leave only the decoder to train, so the codes
@@ -458,7 +460,24 @@ class LatentActionModel(nn.Module):
     def decode(self, context: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """The decoder's folded output for context (B, C, H, W) and codes (B, num_latents)."""
         rows, cols = self.config.latent_grid
-        return self.decoder(context, self.quantizer.lookup(codes.long(), rows, cols))
+        latent = self.quantizer.lookup(codes.long(), rows, cols)
+        if self.play_decoder is not None and not torch.is_grad_enabled():
+            return self.play_decoder(context, latent)
+        return self.decoder(context, latent)
+
+    def freeze_for_play(self) -> None:
+        """Trace the decoder once, with its weights frozen in as constants, for ``decode`` to use
+        wherever no gradient is taken. The outputs are the same; a game step is a few ms faster on
+        2 CPU cores, as Python's per-layer overhead is gone. For a model that is done training: a
+        later change to its weights does not reach the traced copy."""
+        self.eval()
+        cfg = self.config
+        context = torch.zeros(1, cfg.context_frames, cfg.height, cfg.width, dtype=torch.uint8, device=self.device)
+        codes = torch.zeros(1, cfg.num_latents, dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            latent = self.quantizer.lookup(codes, *cfg.latent_grid)
+            decoder = copy.deepcopy(self.decoder)     # frozen constants may share the weights' storage
+            self.play_decoder = torch.jit.freeze(torch.jit.trace(decoder, (context, latent), check_trace=False))
 
     def predict_next(self, context: torch.Tensor, codes: torch.Tensor, temperature: float = 0.0,
                      generator: torch.Generator | None = None, whole_objects: bool = True) -> torch.Tensor:

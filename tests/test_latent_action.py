@@ -279,3 +279,20 @@ def test_a_training_batch_of_one_window_is_refused() -> None:
     check_train_batch(2)
     with pytest.raises(ValueError, match="--batch_size must be at least 2"):
         check_train_batch(1)
+
+
+def test_the_decoder_frozen_for_play_draws_what_the_decoder_draws():
+    model = tiny_model().eval()
+    context = frames(3, model.config.context_frames)
+    codes = torch.tensor([[0], [1], [2]]).expand(3, model.config.num_latents)
+    with torch.no_grad():
+        expected = model.decode(context, codes)
+    model.freeze_for_play()
+    with torch.no_grad():
+        for batch in (1, 3):                                              # traced at batch 1
+            for dtype in (torch.uint8, torch.long):
+                torch.testing.assert_close(model.decode(context[:batch].to(dtype), codes[:batch]), expected[:batch])
+        with torch.no_grad():
+            next(model.decoder.parameters()).add_(1.0)                    # a later change to the weights ...
+        assert torch.equal(model.decode(context, codes), expected)        # ... does not reach the frozen copy
+    assert not torch.equal(model.decode(context, codes), expected)       # where gradients are taken, the live decoder
