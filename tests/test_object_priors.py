@@ -143,7 +143,7 @@ def test_one_sure_ball_is_left_to_the_decoder_and_a_low_one_kept_only_where_like
     low = int(LOST_ROW) + 2
     caught, _ = ball_case(game, (low, 70), [((low - 6, 74), 0.3)])           # bounced off the paddle
     assert (caught[low - 6:low - 2, 74:76] == palette.red).all()
-    gone, _ = ball_case(game, (low, 70), [((low - 6, 74), 0.03)])            # log odds -3.5: fell past it
+    gone, _ = ball_case(game, (low, 70), [((low - 6, 74), 0.003)])           # log odds -5.8: fell past it
     assert not (gone[int(LOST_ROW) - 8:PADDLE_ROWS[0]] == palette.red).any()
 
 
