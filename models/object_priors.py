@@ -73,6 +73,18 @@ def span(flags: torch.Tensor) -> torch.Tensor:
     return (last - first + 1).clamp(min=0)
 
 
+def to_cells(band: torch.Tensor) -> torch.Tensor:
+    """The bricks' rows of the field (B, 36, 144) -> their cells (B, 6, 18, h, w)."""
+    (h, w), b = BRICK_SIZE, band.shape[0]
+    return band.reshape(b, band.shape[1] // h, h, band.shape[2] // w, w).permute(0, 1, 3, 2, 4)
+
+
+def from_cells(cells: torch.Tensor) -> torch.Tensor:
+    """``to_cells`` undone: (B, 6, 18, h, w) -> (B, 36, 144)."""
+    b, n_rows, n_cols, h, w = cells.shape
+    return cells.permute(0, 1, 3, 2, 4).reshape(b, n_rows * h, n_cols * w)
+
+
 def without_colour(logits: torch.Tensor, colour: int) -> torch.Tensor:
     """(B, K, ...) -> (B, ...) the likeliest palette index other than ``colour``."""
     return logits.index_fill(1, torch.tensor([colour], device=logits.device), -torch.inf).argmax(1)
@@ -143,12 +155,13 @@ class BrickPrior:
     def __init__(self, black: int, num_colours: int):
         self.black, self.num_colours = black, num_colours
 
-    def apply(self, indices: torch.Tensor) -> torch.Tensor:
-        """Frame (B, H, W) palette indices with every brick cell lit whole or empty but for a ball."""
-        rows, cols = slice(*BRICK_ROWS), slice(*FIELD_X)
-        b = indices.shape[0]
-        (h, w), n_rows = BRICK_SIZE, (BRICK_ROWS[1] - BRICK_ROWS[0]) // BRICK_SIZE[0]
-        cells = indices[:, rows, cols].reshape(b, n_rows, h, -1, w).permute(0, 1, 3, 2, 4)   # (B, 6, 18, h, w)
+    def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Frame (B, H, W) palette indices with every brick cell lit whole or empty but for a ball,
+        given the palette logits (B, K, H, W) and the context (B, C, H, W). At most one brick goes
+        in a step (no recorded step breaks two): of the bricks standing in the last context frame and
+        drawn gone, the one whose cell the decoder is surest is black goes, the others stand."""
+        region = (slice(None), slice(*BRICK_ROWS), slice(*FIELD_X))
+        cells = to_cells(indices[region])                                                 # (B, 6, 18, h, w)
         lit = cells != self.black
         counts = F.one_hot(cells.long(), self.num_colours).sum((3, 4))                    # (B, 6, 18, K)
         counts[..., self.black] = -1
@@ -157,8 +170,17 @@ class BrickPrior:
         ball = self._fits_a_ball(lit)[..., None, None]
         cells = torch.where(brick, colour.expand_as(cells),
                             torch.where(ball, cells, torch.full_like(cells, self.black)))
+        before = to_cells(context[:, -1][region]).to(cells.dtype)
+        gone = (before != self.black).all(4).all(3) & ~brick[..., 0, 0]                   # (B, 6, 18)
+        several = gone.flatten(1).sum(1) > 1
+        if several.any():
+            black = to_cells(F.softmax(logits[:, :, region[1], region[2]].float(), 1)[:, self.black]).mean((3, 4))
+            surest = black.masked_fill(~gone, -1.0).flatten(1).argmax(1)                   # (B,)
+            stands = gone & several[:, None, None]
+            stands.view(len(stands), -1)[torch.arange(len(stands)), surest] = False
+            cells = torch.where(stands[..., None, None], before, cells)
         out = indices.clone()
-        out[:, rows, cols] = cells.permute(0, 1, 3, 2, 4).reshape(b, BRICK_ROWS[1] - BRICK_ROWS[0], -1)
+        out[region] = from_cells(cells)
         return out
 
     @staticmethod
@@ -201,13 +223,11 @@ class BallPrior:
         """The ball's pixels (B, R, W) in the field's palette indices (B, R, W): its colour outside the
         bricks' rows; among them (where it takes each row's colour) the lit pixels of cells not lit
         whole. Also the pixels of whole cells, the standing bricks (B, R, W)."""
-        b, _, w = field.shape
-        (h, cw), n_rows = BRICK_SIZE, len(BRICK_ROW_RGB)
-        cells = (field[:, self.band] != self.black).reshape(b, n_rows, h, w // cw, cw)
-        whole = cells.all(4, keepdim=True).all(2, keepdim=True).expand_as(cells)
+        cells = to_cells(field[:, self.band] != self.black)                       # (B, 6, 18, h, w)
+        whole = cells.all(4, keepdim=True).all(3, keepdim=True).expand_as(cells)
         mask, standing = field == self.colour, torch.zeros_like(field, dtype=torch.bool)
-        mask[:, self.band] = (cells & ~whole).reshape(b, -1, w)
-        standing[:, self.band] = whole.reshape(b, -1, w)
+        mask[:, self.band] = from_cells(cells & ~whole)
+        standing[:, self.band] = from_cells(whole)
         return mask, standing
 
     @staticmethod
@@ -281,4 +301,5 @@ class ObjectPriors:
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices decoded from logits (B, K, H, W) after context (B, C, H, W),
         with its paddle and ball drawn whole."""
-        return self.ball.apply(self.bricks.apply(self.paddle.apply(indices, logits, context)), logits, context)
+        drawn = self.bricks.apply(self.paddle.apply(indices, logits, context), logits, context)
+        return self.ball.apply(drawn, logits, context)

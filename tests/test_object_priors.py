@@ -159,9 +159,12 @@ def test_a_brick_is_drawn_whole_or_gone_and_a_ball_inside_a_broken_one_stays(gam
     colour = frame[nicked][0, 0]
     frame[nicked][:2, :5] = palette.black                                # a brick nicked: 10 of 48 px
     frame[wiped][:4] = palette.black                                     # two-thirds wiped: a remnant
-    frame[holed] = palette.black                                         # a broken brick's cell ...
-    frame[holed][1:5, 3:5] = colour                                      # ... with a ball inside it
-    drawn = prior.apply(torch.from_numpy(frame.astype(np.int64))[None])[0].numpy()
+    before = context.copy()
+    before[-1][holed] = palette.black                                    # a brick broken before ...
+    frame[holed] = palette.black
+    frame[holed][1:5, 3:5] = colour                                      # ... with a ball inside its cell
+    logits = confident_logits(frame, len(indexer.palette))
+    drawn = prior.apply(logits.argmax(1), logits, torch.from_numpy(before.astype(np.int64))[None])[0].numpy()
     assert (drawn[standing] == context[-1][standing]).all()
     assert (drawn[nicked] == colour).all()                               # mended
     assert (drawn[wiped] == palette.black).all()                         # gone
@@ -200,3 +203,19 @@ def test_a_ball_among_the_bricks_is_kept_whole_in_its_rows_colours_and_clear_of_
     outside = np.ones(drawn.shape, dtype=bool)
     outside[tunnel] = False
     assert (drawn[outside] == frame[outside]).all()                       # the bricks stand as they were
+
+
+def test_of_two_bricks_drawn_gone_in_one_step_only_the_surer_goes(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).bricks
+    cell = lambda col: (slice(BRICK_ROWS[0] + 24, BRICK_ROWS[0] + 30), slice(FIELD_X[0] + 8 * col, FIELD_X[0] + 8 * col + 8))
+    probs = np.eye(len(indexer.palette))[context[-1]]
+    for col, p_black in ((4, 0.9), (5, 0.7)):                            # two neighbours drawn gone
+        probs[cell(col)] = 0.0
+        probs[cell(col)][..., palette.black] = p_black
+        probs[cell(col)][..., context[-1][cell(col)][0, 0]] = 1 - p_black
+    logits = logits_of(probs)
+    drawn = prior.apply(logits.argmax(1), logits, torch.from_numpy(context.astype(np.int64))[None])[0].numpy()
+    assert (drawn[cell(4)] == palette.black).all()                       # the surer one goes
+    assert (drawn[cell(5)] == context[-1][cell(5)]).all()                # the other stands as it stood
