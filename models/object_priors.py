@@ -24,7 +24,8 @@ the objects look like and that they do not vanish, as the recordings show them.
   bricks' rows in each row's colour, as the game draws it) and every other ball pixel is cleared.
   A ball low above the paddle (from ``LOST_ROW``) may have been missed, so there it is kept only
   where the decoder gives that place at least ``CAUGHT_LOG_ODDS``. The real ball never stands
-  still: one drawn where it was is moved to the likeliest other place, or, from ``LOST_ROW``, taken away."""
+  still (but at 0.1% of recorded steps, at the paddle): a ball is never redrawn where it was, and
+  one the decoder draws there is moved to the likeliest other place, or, from ``LOST_ROW``, taken away."""
 from __future__ import annotations
 
 import numpy as np
@@ -215,7 +216,7 @@ class BallPrior:
             return indices
         out = indices.clone()
         for b in (gone | redraw).nonzero().flatten().tolist():
-            out[b] = self.redraw(out[b], logits[b], last[b] if redraw[b] else None, moved=bool(still[b]),
+            out[b] = self.redraw(out[b], logits[b], last[b] if redraw[b] else None,
                                  least=CAUGHT_LOG_ODDS if low[b] else -torch.inf)
         return out
 
@@ -246,10 +247,11 @@ class BallPrior:
         return torch.stack([(mask.sum(2) * rows).sum(1) / count, (mask.sum(1) * cols).sum(1) / count], 1)
 
     def redraw(self, frame: torch.Tensor, logits: torch.Tensor, last: torch.Tensor | None,
-               moved: bool = False, least: float = -torch.inf) -> torch.Tensor:
+               least: float = -torch.inf) -> torch.Tensor:
         """Frame (H, W) with no ball pixel above the paddle but one ball at the likeliest place near
-        ``last`` (row, column; None: no ball) clear of the bricks, away from it with ``moved``. Where
-        no place scores ``least`` (mean log odds of the ball's colour over its pixels), the frame as it is."""
+        ``last`` (row, column; None: no ball), other than ``last`` itself and clear of the bricks.
+        Where no place scores ``least`` (mean log odds of the ball's colour over its pixels), the
+        frame as it is."""
         rows, cols = slice(*BALL_FIELD), slice(*FIELD_X)
         field = logits[None, :, rows, cols]                                         # (1, K, R, W)
         region = frame[rows, cols]
@@ -266,9 +268,8 @@ class BallPrior:
             on_brick = F.max_pool2d(standing.float()[None], BALL_SIZE, stride=1)[0, 0] > 0
             rows_off = (torch.arange(score.shape[0], device=score.device) + BALL_FIELD[0] + (height - 1) / 2 - last[0]).abs()
             cols_off = (torch.arange(score.shape[1], device=score.device) + FIELD_X[0] + (width - 1) / 2 - last[1]).abs()
-            allowed = (rows_off <= BALL_REACH)[:, None] & (cols_off <= BALL_REACH)[None] & ~on_brick
-            if moved:
-                allowed &= (rows_off >= 1)[:, None] | (cols_off >= 1)[None]
+            moved = (rows_off >= 1)[:, None] | (cols_off >= 1)[None]
+            allowed = (rows_off <= BALL_REACH)[:, None] & (cols_off <= BALL_REACH)[None] & ~on_brick & moved
             score = score.masked_fill(~allowed, -torch.inf)
             if not score.max() >= max(least, torch.finfo(score.dtype).min):
                 return frame

@@ -219,3 +219,21 @@ def test_of_two_bricks_drawn_gone_in_one_step_only_the_surer_goes(game) -> None:
     drawn = prior.apply(logits.argmax(1), logits, torch.from_numpy(context.astype(np.int64))[None])[0].numpy()
     assert (drawn[cell(4)] == palette.black).all()                       # the surer one goes
     assert (drawn[cell(5)] == context[-1][cell(5)]).all()                # the other stands as it stood
+
+
+def test_a_piece_of_the_ball_left_where_it_was_is_redrawn_elsewhere(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    empty = remove_ball(context[-1], palette)
+    before = context.copy()
+    before[-1] = draw_ball(empty, palette, 140, 70)
+    probs = np.eye(len(indexer.palette))[empty]
+    for rows, cols, p in ((slice(140, 144), slice(70, 72), 0.95), (slice(144, 148), slice(74, 76), 0.7)):
+        probs[rows, cols] = 0.0
+        probs[rows, cols, palette.red], probs[rows, cols, palette.black] = p, 1 - p
+    probs[143, 71] = np.eye(len(indexer.palette))[palette.black]          # 7 of its 8 pixels stay put: whole, the
+    # ball would be likeliest in its old place, which a ball never keeps
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).ball
+    drawn = decode(prior, logits_of(probs), before)
+    assert (drawn[140:144, 70:72] != palette.red).all()                   # not whole again in its old place
+    assert (drawn[144:148, 74:76] == palette.red).all()
