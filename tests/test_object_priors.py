@@ -237,3 +237,20 @@ def test_a_piece_of_the_ball_left_where_it_was_is_redrawn_elsewhere(game) -> Non
     drawn = decode(prior, logits_of(probs), before)
     assert (drawn[140:144, 70:72] != palette.red).all()                   # not whole again in its old place
     assert (drawn[144:148, 74:76] == palette.red).all()
+
+
+def test_a_low_ball_out_of_view_for_one_frame_comes_back_where_likely(game) -> None:
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    empty = remove_ball(context[-1], palette)
+    low = int(LOST_ROW) + 4
+    before = context.copy()
+    before[-2], before[-1] = draw_ball(empty, palette, low, 70), empty     # low, then in the paddle's rows
+    prior = ObjectPriors.for_frames(indexer.palette.tolist()).ball
+    for p, back in ((0.3, True), (0.003, False)):                         # log odds -0.8 / -5.8
+        probs = np.eye(len(indexer.palette))[empty]
+        probs[low - 6:low - 2, 72:74] = 0.0
+        probs[low - 6:low - 2, 72:74, palette.red], probs[low - 6:low - 2, 72:74, palette.black] = p, 1 - p
+        drawn = decode(prior, logits_of(probs), before)
+        assert (drawn[low - 6:low - 2, 72:74] == palette.red).all() == back
+        assert (drawn[int(LOST_ROW) - 20:PADDLE_ROWS[0]] == palette.red).sum() == 8 * back
