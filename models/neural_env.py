@@ -102,7 +102,8 @@ def load_models(checkpoint_dir: str | os.PathLike | None, device: torch.device,
                                   "train it with train_action_to_latent.py (stage 4) and copy it there, "
                                   "or point --checkpoint_dir at a folder that holds it")
     world_model = load_latent_action_model(world_path, device)
-    world_model.freeze_for_play()
+    if device.type == "cpu":       # where Python's per-layer overhead costs most; tried on CPU only
+        world_model.freeze_for_play()
     mapper = load_action_mapper(mapper_path, device, latent_config=world_model.config)
     for path, trained_on in ((world_path, world_model.game), (mapper_path, mapper.config.game)):
         if game and trained_on and trained_on != game:

@@ -38,7 +38,6 @@ from models.breakout_objects import (BALL_PADDLE_RGB, BALL_ROWS, BALL_SIZE, BALL
                                      FIELD_X, FRAME_SHAPE, LOST_ROW, PADDLE_ROWS, PADDLE_WIDTHS)
 
 MIN_SHOWN = 8       # px of the paddle left in view at the right wall (measured: 8-16 px shown there)
-BALL_FIELD = (BALL_ROWS[0], PADDLE_ROWS[0])   # the rows above the paddle where the ball is kept in play
 BALL_REACH = 16     # px the ball may be drawn from its last place (the fastest recorded ball moves 14)
 BRICK_DRAWN_SHARE = 0.5   # a brick cell drawn at least this lit is drawn whole, else empty but for a ball
 # A ball low above the paddle is kept where the decoder's likeliest ball-sized place scores at least
@@ -62,9 +61,15 @@ def paddle_masks(widths: tuple[int, ...], field_width: int, min_shown: int) -> t
     return np.stack(masks), np.array(full)
 
 
-def log_odds(logits: torch.Tensor, colour: int) -> torch.Tensor:
-    """(B, K, ...) palette logits -> (B, ...) log odds of ``colour`` against every other colour."""
-    log_p = F.log_softmax(logits.float(), dim=1)[:, colour]
+def log_odds(logits: torch.Tensor, colour: int | torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) palette logits -> (B, H, W) log odds of ``colour`` against every other colour;
+    ``colour`` is one palette index, or one for each row (H,)."""
+    log_p = F.log_softmax(logits.float(), dim=1)
+    if isinstance(colour, torch.Tensor):
+        b, _, h, w = log_p.shape
+        log_p = log_p.gather(1, colour.to(log_p.device).view(1, 1, h, 1).expand(b, 1, h, w))[:, 0]
+    else:
+        log_p = log_p[:, colour]
     return log_p - torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
 
 
@@ -197,15 +202,15 @@ class BallPrior:
 
     def __init__(self, colour: int, black: int, row_colours: list[int]):
         self.colour, self.black = colour, black
-        self.band = slice(BRICK_ROWS[0] - BALL_FIELD[0], BRICK_ROWS[1] - BALL_FIELD[0])   # the bricks' rows in the field
-        rows = torch.full((BALL_FIELD[1] - BALL_FIELD[0],), colour, dtype=torch.long)
+        self.band = slice(BRICK_ROWS[0] - BALL_ROWS[0], BRICK_ROWS[1] - BALL_ROWS[0])   # the bricks' rows in the field
+        rows = torch.full((BALL_ROWS[1] - BALL_ROWS[0],), colour, dtype=torch.long)
         rows[self.band] = torch.tensor(row_colours).repeat_interleave(BRICK_SIZE[0])
         self.row_colour = rows                                      # (R,) the ball's colour in each row of the field
 
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices with the ball redrawn where needed, given the palette
         logits (B, K, H, W) and the context indices (B, C, H, W)."""
-        field = (slice(None), slice(*BALL_FIELD), slice(*FIELD_X))
+        field = (slice(None), slice(*BALL_ROWS), slice(*FIELD_X))
         drawn, _ = self.ball_mask(indices[field])                                  # (B, R, W)
         before, _ = self.ball_mask(context[:, -1][field])
         had = before.flatten(1).any(1)
@@ -250,7 +255,7 @@ class BallPrior:
     def centre(mask: torch.Tensor) -> torch.Tensor:
         """(B, 2) frame row and column of the centre of the ball's pixels (B, R, W); NaN where none."""
         count = mask.flatten(1).sum(1).float()
-        rows = torch.arange(mask.shape[1], device=mask.device) + BALL_FIELD[0]
+        rows = torch.arange(mask.shape[1], device=mask.device) + BALL_ROWS[0]
         cols = torch.arange(mask.shape[2], device=mask.device) + FIELD_X[0]
         return torch.stack([(mask.sum(2) * rows).sum(1) / count, (mask.sum(1) * cols).sum(1) / count], 1)
 
@@ -260,7 +265,7 @@ class BallPrior:
         ``last`` (row, column; None: no ball), other than ``last`` itself and clear of the bricks.
         Where no place scores ``least`` (mean log odds of the ball's colour over its pixels), the
         frame as it is."""
-        rows, cols = slice(*BALL_FIELD), slice(*FIELD_X)
+        rows, cols = slice(*BALL_ROWS), slice(*FIELD_X)
         field = logits[None, :, rows, cols]                                         # (1, K, R, W)
         region = frame[rows, cols]
         mask, standing = self.ball_mask(region[None])
@@ -270,11 +275,10 @@ class BallPrior:
         if last is not None:
             height, width = BALL_SIZE
             colour = self.row_colour.to(region.device)
-            log_p = F.log_softmax(field[0].float(), dim=0).gather(0, colour[None, :, None].expand(1, *region.shape))[0]
-            odds = log_p - torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))           # (R, W) of the ball's colour
-            score = F.avg_pool2d(odds[None, None], BALL_SIZE, stride=1)[0, 0]      # (R', W')
+            odds = log_odds(field, colour)                                          # (1, R, W) of the ball's colour
+            score = F.avg_pool2d(odds[:, None], BALL_SIZE, stride=1)[0, 0]         # (R', W')
             on_brick = F.max_pool2d(standing.float()[None], BALL_SIZE, stride=1)[0, 0] > 0
-            rows_off = (torch.arange(score.shape[0], device=score.device) + BALL_FIELD[0] + (height - 1) / 2 - last[0]).abs()
+            rows_off = (torch.arange(score.shape[0], device=score.device) + BALL_ROWS[0] + (height - 1) / 2 - last[0]).abs()
             cols_off = (torch.arange(score.shape[1], device=score.device) + FIELD_X[0] + (width - 1) / 2 - last[1]).abs()
             moved = (rows_off >= 1)[:, None] | (cols_off >= 1)[None]
             allowed = (rows_off <= BALL_REACH)[:, None] & (cols_off <= BALL_REACH)[None] & ~on_brick & moved
@@ -309,6 +313,6 @@ class ObjectPriors:
 
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices decoded from logits (B, K, H, W) after context (B, C, H, W),
-        with its paddle and ball drawn whole."""
+        with its paddle, bricks and ball drawn whole."""
         drawn = self.bricks.apply(self.paddle.apply(indices, logits, context), logits, context)
         return self.ball.apply(drawn, logits, context)
