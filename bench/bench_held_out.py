@@ -11,7 +11,6 @@ neural game does in play, and the share of frames pixel-exact before and after c
 from __future__ import annotations
 
 import argparse
-
 import os
 import time
 

@@ -73,11 +73,6 @@ def load_checkpoint(path: str | os.PathLike, stage: str | None = None, map_locat
     return payload
 
 
-def checkpoint_game(path: str | os.PathLike) -> str | None:
-    """The game a checkpoint was trained on, where it records one (``game``)."""
-    return load_checkpoint(path).get("game")
-
-
 def config_from_checkpoint(payload: dict, cls: type, path: str | os.PathLike = "checkpoint",
                            retired: dict[str, Any] | None = None) -> Any:
     """Rebuild a config dataclass from a checkpoint, refusing fields the class does not know.

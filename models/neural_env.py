@@ -353,9 +353,9 @@ class NeuralBreakoutEnv(gym.Env):
     def _serving(self, logits: torch.Tensor) -> torch.Tensor:
         """The map's logits (1, 1, K) with the codes whose next frame shows no ball ruled out; as they
         are where no code draws one. The codes that served before are tried first, alone, then every
-        code (one batched pass of the decoder, 0.4 s on 2 cores). Each code's frame is the decoder's
-        likeliest without the object priors: a ball served from a ball-less frame is drawn whole in
-        the open field, where they leave it as it is."""
+        code (one batched pass of the decoder, 0.2-0.4 s on 2 cores). Each code's frame is the
+        decoder's likeliest without the object priors: they leave a ball served after ball-less frames
+        as the decoder draws it."""
         k = self.world_model.config.num_codes
         serves = torch.zeros(k, dtype=torch.bool)
         for tried in (sorted(self._serve_codes), range(k)):
@@ -402,7 +402,8 @@ class NeuralBreakoutEnv(gym.Env):
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
             self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
         self._frame = nxt_rgb[0].cpu().numpy()
-        self._without_ball = 0 if ball_present(self._frame) else self._without_ball + 1
+        if self.fire_serves:                        # the count only the FIRE rule reads
+            self._without_ball = 0 if ball_present(self._frame) else self._without_ball + 1
         self._history = self._history[1:] + [action]
         self._step += 1
         reward, terminated = self._outcome(nxt_rgb)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.action_to_latent import load_action_mapper
-from models.checkpoint import (PRETRAINED_DIR, CheckpointError, checkpoint_game, config_from_checkpoint,
+from models.checkpoint import (PRETRAINED_DIR, CheckpointError, config_from_checkpoint,
                                export_checkpoint, load_checkpoint, load_state, save_checkpoint)
 from models.dqn import load_policy
 from models.latent_action import load_latent_action_model
@@ -77,7 +77,7 @@ def test_export_drops_resume_state_and_loads_the_same(tmp_path):
     export_checkpoint(tmp_path / "latest.pt", tmp_path / "shipped" / "net.pt")
     shipped = load_checkpoint(tmp_path / "shipped" / "net.pt", stage="toy")
     assert "optimizer" not in shipped and shipped["step"] == 5 and shipped["run_config"] == {"lr": 1e-3}
-    assert checkpoint_game(tmp_path / "shipped" / "net.pt") == "Pong"   # the game it was trained on stays
+    assert shipped["game"] == "Pong"                                    # the game it was trained on stays
     assert torch.equal(shipped["model"]["weight"], net.weight.detach())
     with pytest.raises(CheckpointError, match="does not exist"):
         export_checkpoint(tmp_path / "nowhere.pt", tmp_path / "x.pt")

@@ -1,7 +1,7 @@
 """The smallest pipeline end to end, so a change that breaks the chain between stages cannot land."""
 from pathlib import Path
 
-from models.checkpoint import checkpoint_game
+from models.latent_action import load_latent_action_model
 
 OUTPUTS = ["checkpoints/dqn/best.pt", "data/manifest.json", "checkpoints/latent_action/best.pt",
            "data/actions/action_latent_pairs.json", "checkpoints/latent_action/action_to_latent_best.pt",
@@ -38,7 +38,7 @@ def test_tiny_pipeline_runs_on_a_game_with_no_scripted_player(script, tmp_path: 
     assert all((tmp_path / p).exists() for p in OUTPUTS if p != NOT_BREAKOUT), proc.stdout
     assert not (tmp_path / NOT_BREAKOUT).exists() and "[rewards]" not in proc.stdout
     assert "  note: no scripted player for Pong: its 33% of the games go to the agent" in proc.stdout.splitlines()
-    assert checkpoint_game(tmp_path / "checkpoints/latent_action/best.pt") == "Pong"
+    assert load_latent_action_model(tmp_path / "checkpoints/latent_action/best.pt").game == "Pong"
 
 
 def test_unknown_stage_and_failing_stage_stop_with_one_message(script, tmp_path: Path):
