@@ -501,7 +501,7 @@ def plot_closed_loop(path: Any, summary: dict[str, Any], steps: int) -> None:
     width = 0.8 / len(sides)
     for k, side in enumerate(sides):
         right.bar(np.arange(len(EVENTS)) + k * width, [sides[side][f"{e}_per_1000"] for e in EVENTS], width, label=side)
-    right.set_xticks(np.arange(len(EVENTS)) + 0.4 - width / 2, [e.replace("_", " ") for e in EVENTS])
+    right.set_xticks(np.arange(len(EVENTS)) + 0.4 - width / 2, [e.replace("_", "\n") for e in EVENTS])
     right.set_ylabel("per 1,000 steps")
     right.set_title("what happens in play")
     right.legend()

@@ -487,7 +487,8 @@ class LatentActionModel(nn.Module):
         (palette models). An RGB model's output is snapped to the nearest palette colour. With
         ``object_priors`` and ``whole_objects`` the paddle, the bricks and the ball are then drawn
         whole (``models/object_priors.py``)."""
-        return self.draw(self.unweighted(self.decode(context, codes), context[:, -1]), context, temperature,
+        seen = context[:, -self.config.context_frames:]
+        return self.draw(self.unweighted(self.decode(seen, codes), context[:, -1]), context, temperature,
                          generator, whole_objects)
 
     def draw(self, prediction: torch.Tensor, context: torch.Tensor, temperature: float = 0.0,
@@ -710,5 +711,6 @@ def load_latent_action_model(path: str | os.PathLike, device: str | torch.device
     model = load_model(path, STAGE, LatentActionConfig, LatentActionModel, device, payload=payload)
     model.game = payload.get("game")
     if model.game in ("Breakout", None):
-        model.object_priors = ObjectPriors.for_frames(model.config.palette, (model.config.height, model.config.width))
+        model.object_priors = ObjectPriors.for_frames(model.config.palette, (model.config.height, model.config.width),
+                                                      model.config.context_frames)
     return model

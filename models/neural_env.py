@@ -34,6 +34,7 @@ from models.checkpoint import PRETRAINED_DIR
 from models.cli import UserError
 from models.frame_cleaner import FrameCleaner, load_frame_cleaner
 from models.latent_action import LatentActionModel, load_latent_action_model
+from models.object_priors import SPEED_MEMORY
 from models.reward_model import LifeCounter, RewardModel, lit_frames, load_reward_model
 from models.runtime import pick_device
 
@@ -273,6 +274,7 @@ class NeuralBreakoutEnv(gym.Env):
         self.context_length = cfg.context_frames
         # The map may look further back than the world model: the env keeps that many frames for it.
         self.state_length = frames_kept(self.mapper, self.context_length)
+        self.memory_length = max(self.context_length, SPEED_MEMORY)   # the ball prior reads the ball's speed over these
         self.frame_shape = (cfg.height, cfg.width, 3)
         self.temperature = float(temperature)
         self.max_episode_steps = max_episode_steps
@@ -282,7 +284,7 @@ class NeuralBreakoutEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(len(ACTION_NAMES))
         self._emulator: gym.Env | None = None
         self._generator = torch.Generator(device=self.device)
-        self._indices: torch.Tensor | None = None   # (1, C, H, W) uint8 palette indices, oldest first
+        self._indices: torch.Tensor | None = None   # (1, memory_length, H, W) uint8 palette indices, oldest first
         self._rgb: torch.Tensor | None = None       # (1, M, H, W, 3) uint8, the last state_length frames in RGB
         self._frame: np.ndarray | None = None       # (H, W, 3) uint8, the latest frame
         self._history = [NOOP] * ACTION_MEMORY      # the actions that led to the latest frame, oldest first
@@ -323,11 +325,11 @@ class NeuralBreakoutEnv(gym.Env):
                 rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)     # (n, H, W, 3)
                 lit = lit_frames(rgb, self.reward_model.config.pool)                       # (n, h, w)
                 self._lit = oldest_repeated(lit[None], self.reward_model.config.context_frames)  # (1, R, h, w)
-        frames = frames[-self.state_length:]
+        frames = frames[-max(self.state_length, self.memory_length):]
         with torch.inference_mode():
             rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, n, H, W, 3)
             indices = self.world_model.to_indices(rgb).to(torch.uint8)                 # (1, n, H, W)
-            self._indices = indices[:, -self.context_length:]                           # (1, C, H, W)
+            self._indices = oldest_repeated(indices, self.memory_length)
             # The frames as the model sees them: colours off the palette snapped to the nearest one.
             self._rgb = oldest_repeated(self.world_model.to_rgb(indices), self.state_length)
         self._frame = self._rgb[0, -1].cpu().numpy()
@@ -396,7 +398,7 @@ class NeuralBreakoutEnv(gym.Env):
         with torch.inference_mode():
             nxt = self.world_model.predict_next(self._indices, codes, self.temperature, self._generator)  # (1, H, W)
             if self.cleaner is not None:
-                nxt = self.cleaner.clean(self._indices[:, 1:], nxt)
+                nxt = self.cleaner.clean(self._indices[:, self.memory_length - self.context_length + 1:], nxt)
             nxt = nxt.to(torch.uint8)
             nxt_rgb = self.world_model.to_rgb(nxt)                                                  # (1, H, W, 3)
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)

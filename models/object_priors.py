@@ -22,12 +22,19 @@ the objects look like and that they do not vanish, as the recordings show them.
   one whole ball: where the decoder draws none, several or a piece of one, the likeliest ball-sized
   place within ``BALL_REACH`` px of the last one, clear of the standing bricks, is drawn (among the
   bricks' rows in each row's colour, as the game draws it) and every other ball pixel is cleared.
-  A ball low above the paddle (from ``LOST_ROW``) may have been missed, so there it is kept only
-  where the decoder gives that place at least ``CAUGHT_LOG_ODDS``; so is one that was low two frames
-  before and out of view in the last (in the paddle's rows as it bounces: the recordings show a ball
-  come back after one frame out of view 79 times, after two 36 times). The real ball never stands
-  still (but at 0.1% of recorded steps, at the paddle): a ball is never redrawn where it was, and
-  one the decoder draws there is moved to the likeliest other place, or, from ``LOST_ROW``, taken away."""
+  A ball falling low above the paddle (from ``LOST_ROW``) may have been missed, so there it is kept
+  only where the decoder gives that place at least ``CAUGHT_LOG_ODDS``; so is one that was low two
+  frames before and out of view in the last (in the paddle's rows as it bounces: the recordings show
+  a ball come back after one frame out of view 79 times, after two 36 times). A ball rising off the
+  paddle is not falling past it, and is kept. The real ball never stands still (but at 0.1% of
+  recorded steps, at the paddle): a ball is never redrawn where it was, and one the decoder draws
+  there is moved to the likeliest other place, or, from ``LOST_ROW``, taken away.
+  In flight above the paddle's reach the real ball turns only on a brick or a wall and never slows
+  down; the decoder, which sees 4 frames, lets it slow after each turn (the neural ball moved 4 rows
+  a step where the emulator's moved 8) and sometimes turns it on nothing. So where the decoder draws
+  the ball slower than its speed (read over the ``SPEED_MEMORY`` frames a game keeps, up to
+  ``KEPT_SPEED``) or turned, and the path on is clear of bricks, the ball goes on at its speed: at the
+  likeliest column there, else straight on from where the decoder drew it."""
 from __future__ import annotations
 
 import numpy as np
@@ -45,6 +52,8 @@ BRICK_DRAWN_SHARE = 0.5   # a brick cell drawn at least this lit is drawn whole,
 # balls that bounce off the paddle score as much, and 18% of those lost past it (at -2.5: 98.4% and
 # 7.8%, but in closed-loop play the neural game then lost 3.6 times the emulator's balls, not 2.0).
 CAUGHT_LOG_ODDS = -5.0
+KEPT_SPEED = 8     # rows a step: a ball is held to its speed up to this, faster is left to the decoder
+SPEED_MEMORY = 8   # frames a game keeps for the ball prior to read the ball's speed from
 
 
 def paddle_masks(widths: tuple[int, ...], field_width: int, min_shown: int) -> tuple[np.ndarray, np.ndarray]:
@@ -212,26 +221,64 @@ class BallPrior:
         logits (B, K, H, W) and the context indices (B, C, H, W)."""
         field = (slice(None), slice(*BALL_ROWS), slice(*FIELD_X))
         drawn, _ = self.ball_mask(indices[field])                                  # (B, R, W)
-        before, _ = self.ball_mask(context[:, -1][field])
+        before, bricks = self.ball_mask(context[:, -1][field])
         had = before.flatten(1).any(1)
         still = had & (drawn == before).flatten(1).all(1)
         last = self.centre(before)                                                 # (B, 2) rows, columns
         if context.shape[1] > 1:                                                   # a low ball out of view for a frame
             earlier = self.centre(self.ball_mask(context[:, -2][field])[0])
             hidden = ~had & (earlier[:, 0] >= LOST_ROW)
+            rising = had & (earlier[:, 0] > last[:, 0])                            # it bounced: not falling past
             last = torch.where(hidden[:, None], earlier, last)
         else:
-            hidden = torch.zeros_like(had)
-        low = last[:, 0] >= LOST_ROW
+            hidden = rising = torch.zeros_like(had)
+        low = (last[:, 0] >= LOST_ROW) & ~rising
         gone = still & low                                                         # it fell past the paddle
         redraw = ~gone & ((had & still) | ((had | hidden) & ~self.one_ball(drawn)))
-        if not (gone | redraw).any():
+        place = self.kept_flight(context, field, drawn, last)
+        slowed = had & ~gone & ~redraw & ~place[:, 0].isnan()
+        if not (gone | redraw | slowed).any():
             return indices
         out = indices.clone()
         for b in (gone | redraw).nonzero().flatten().tolist():
             out[b] = self.redraw(out[b], logits[b], last[b] if redraw[b] else None,
                                  least=CAUGHT_LOG_ODDS if low[b] else -torch.inf)
+        for b in slowed.nonzero().flatten().tolist():     # the likeliest column at its speed's row, else straight on
+            row = torch.stack([place[b, 0], torch.tensor(float("nan"))])
+            kept = self.redraw(out[b], logits[b], last[b], least=CAUGHT_LOG_ODDS, at=row, blocked=bricks[b])
+            out[b] = kept if not torch.equal(kept, out[b]) else \
+                self.redraw(out[b], logits[b], last[b], at=place[b], blocked=bricks[b])
         return out
+
+    def kept_flight(self, context: torch.Tensor, field: tuple, drawn: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """(B, 2) row and column of the ball's centre where the decoder slowed or turned it in flight
+        (where nothing is there to turn it on, ``redraw`` checks): the row its speed takes it to on
+        its way, the column it was drawn at; NaN where it flies on as drawn."""
+        if context.shape[1] < 2:
+            return torch.full_like(last, float("nan"))
+        frames = context[:, :, field[1], field[2]].flatten(0, 1)                   # (B * C, R, W)
+        centres = self.centre(self.ball_mask(frames)[0])[:, 0].view(context.shape[:2])   # (B, C)
+        speed = self.flight_speed(centres)
+        now = self.centre(drawn)[:, 0] - last[:, 0]
+        way = (centres[:, -1] - centres[:, -2]).sign()                            # up -1, down 1 (NaN: unknown)
+        target = torch.stack([last[:, 0] + way * speed, self.centre(drawn)[:, 1]], 1)
+        above_paddle = (target[:, 0] + BALL_SIZE[0] / 2 < LOST_ROW) & (last[:, 0] < LOST_ROW)
+        off = (now.sign() != way) | (now.abs() < speed - 1)
+        kept = (way != 0) & ~way.isnan() & ~now.isnan() & (speed > 0) & off & above_paddle
+        return torch.where(kept[:, None], target, torch.full_like(target, float("nan")))
+
+    @staticmethod
+    def flight_speed(centres: torch.Tensor) -> torch.Tensor:
+        """(B,) rows a step of the ball whose centre rows (B, C) the context frames show (NaN: none):
+        the second-largest step since the ball was last out of view for two frames in a row (a step
+        cut short by a turn is smaller; one jump alone may be a redraw), at most ``KEPT_SPEED``."""
+        steps = centres.diff(dim=1).abs()                                          # (B, C-1)
+        out_of_view = centres.isnan()
+        gap = out_of_view[:, 1:] & out_of_view[:, :-1]                             # (B, C-1) two in a row
+        after_gap = gap.flip(1).cumsum(1).flip(1) == 0                             # no such gap later on
+        steps = steps.nan_to_num(0).masked_fill(~after_gap, 0)
+        second = steps.topk(min(2, steps.shape[1]), dim=1).values[:, -1]
+        return second.clamp(max=KEPT_SPEED)
 
     def ball_mask(self, field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ball's pixels (B, R, W) in the field's palette indices (B, R, W): its colour outside the
@@ -243,6 +290,20 @@ class BallPrior:
         mask[:, self.band] = from_cells(cells & ~whole)
         standing[:, self.band] = from_cells(whole)
         return mask, standing
+
+    @staticmethod
+    def clear_path(standing: torch.Tensor, last: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """(R', W') bool: no standing brick (R, W) lies in the box spanned by the ball at ``last`` (its
+        centre's row and column) and a ball whose top-left corner is at each place."""
+        height, width = BALL_SIZE
+        sums = F.pad(standing.long().cumsum(0).cumsum(1), (1, 0, 1, 0))          # (R+1, W+1)
+        tops = torch.arange(shape[0], device=standing.device)[:, None].expand(shape)
+        lefts = torch.arange(shape[1], device=standing.device)[None].expand(shape)
+        top0 = int(round(float(last[0]) - BALL_ROWS[0] - (height - 1) / 2))
+        left0 = int(round(float(last[1]) - FIELD_X[0] - (width - 1) / 2))
+        r0, r1 = tops.clamp(max=top0).clamp(min=0), (tops.clamp(min=top0) + height).clamp(max=standing.shape[0])
+        c0, c1 = lefts.clamp(max=left0).clamp(min=0), (lefts.clamp(min=left0) + width).clamp(max=standing.shape[1])
+        return (sums[r1, c1] - sums[r0, c1] - sums[r1, c0] + sums[r0, c0]) == 0
 
     @staticmethod
     def one_ball(mask: torch.Tensor) -> torch.Tensor:
@@ -260,7 +321,8 @@ class BallPrior:
         return torch.stack([(mask.sum(2) * rows).sum(1) / count, (mask.sum(1) * cols).sum(1) / count], 1)
 
     def redraw(self, frame: torch.Tensor, logits: torch.Tensor, last: torch.Tensor | None,
-               least: float = -torch.inf) -> torch.Tensor:
+               least: float = -torch.inf, at: torch.Tensor | None = None,
+               blocked: torch.Tensor | None = None) -> torch.Tensor:
         """Frame (H, W) with no ball pixel above the paddle but one ball at the likeliest place near
         ``last`` (row, column; None: no ball), other than ``last`` itself and clear of the bricks.
         Where no place scores ``least`` (mean log odds of the ball's colour over its pixels), the
@@ -278,10 +340,16 @@ class BallPrior:
             odds = log_odds(field, colour)                                          # (1, R, W) of the ball's colour
             score = F.avg_pool2d(odds[:, None], BALL_SIZE, stride=1)[0, 0]         # (R', W')
             on_brick = F.max_pool2d(standing.float()[None], BALL_SIZE, stride=1)[0, 0] > 0
-            rows_off = (torch.arange(score.shape[0], device=score.device) + BALL_ROWS[0] + (height - 1) / 2 - last[0]).abs()
-            cols_off = (torch.arange(score.shape[1], device=score.device) + FIELD_X[0] + (width - 1) / 2 - last[1]).abs()
+            centre_rows = torch.arange(score.shape[0], device=score.device) + BALL_ROWS[0] + (height - 1) / 2
+            centre_cols = torch.arange(score.shape[1], device=score.device) + FIELD_X[0] + (width - 1) / 2
+            rows_off, cols_off = (centre_rows - last[0]).abs(), (centre_cols - last[1]).abs()
             moved = (rows_off >= 1)[:, None] | (cols_off >= 1)[None]
             allowed = (rows_off <= BALL_REACH)[:, None] & (cols_off <= BALL_REACH)[None] & ~on_brick & moved
+            if at is not None:                                                      # only there, on a clear path
+                walls = standing[0] if blocked is None else standing[0] | blocked
+                allowed &= ((centre_rows - at[0]).abs() < 1)[:, None] & self.clear_path(walls, last, score.shape)
+                if not at[1].isnan():
+                    allowed &= ((centre_cols - at[1]).abs() < 1)[None]
             score = score.masked_fill(~allowed, -torch.inf)
             if not score.max() >= max(least, torch.finfo(score.dtype).min):
                 return frame
@@ -295,13 +363,15 @@ class BallPrior:
 class ObjectPriors:
     """The paddle, brick and ball priors, in turn, on a decoded frame."""
 
-    def __init__(self, num_colours: int, colour: int, black: int, row_colours: list[int]):
+    def __init__(self, num_colours: int, colour: int, black: int, row_colours: list[int], context_frames: int):
+        self.context_frames = context_frames
         self.paddle = PaddlePrior(colour)
         self.bricks = BrickPrior(black, num_colours)
         self.ball = BallPrior(colour, black, row_colours)
 
     @classmethod
-    def for_frames(cls, palette: list[list[int]], shape: tuple[int, int] = FRAME_SHAPE) -> ObjectPriors | None:
+    def for_frames(cls, palette: list[list[int]], shape: tuple[int, int] = FRAME_SHAPE,
+                   context_frames: int = 4) -> ObjectPriors | None:
         """The priors for a model of frames of this palette and (rows, columns); None when the frames
         are not Breakout's size or the palette lacks black or a colour of the bricks (the paddle's
         is the top row's)."""
@@ -309,10 +379,13 @@ class ObjectPriors:
         needed = [(0, 0, 0), *BRICK_ROW_RGB]
         if tuple(shape) != FRAME_SHAPE or any(rgb not in where for rgb in needed):
             return None
-        return cls(len(palette), where[BALL_PADDLE_RGB], where[(0, 0, 0)], [where[rgb] for rgb in BRICK_ROW_RGB])
+        return cls(len(palette), where[BALL_PADDLE_RGB], where[(0, 0, 0)], [where[rgb] for rgb in BRICK_ROW_RGB],
+                   context_frames)
 
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices decoded from logits (B, K, H, W) after context (B, C, H, W),
-        with its paddle, bricks and ball drawn whole."""
-        drawn = self.bricks.apply(self.paddle.apply(indices, logits, context), logits, context)
+        with its paddle, bricks and ball drawn whole. The paddle and the bricks read the frames the
+        decoder saw (the last ``context_frames``); the ball reads all, for its speed."""
+        seen = context[:, -self.context_frames:]
+        drawn = self.bricks.apply(self.paddle.apply(indices, logits, seen), logits, seen)
         return self.ball.apply(drawn, logits, context)

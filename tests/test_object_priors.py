@@ -109,13 +109,12 @@ def test_frames_without_breakouts_colours_or_of_another_size_have_no_priors() ->
 
 
 def ball_case(game, at: tuple[int, int], drawn_at: list[tuple[tuple[int, int], float]]):
-    """Context with the ball at ``at``; logits of a decoder that gives the ball colour probability p
-    at each of ``drawn_at`` ((row, column), p) on an empty field."""
+    """Context with the ball at ``at`` in its last frame alone; logits of a decoder that gives the
+    ball colour probability p at each of ``drawn_at`` ((row, column), p) on an empty field."""
     context, indexer = game
     palette = Palette.of(indexer.palette)
     empty = remove_ball(context[-1], palette)
-    context = context.copy()
-    context[-1] = draw_ball(empty, palette, *at)
+    context = np.stack([empty] * (len(context) - 1) + [draw_ball(empty, palette, *at)])   # no flight to keep on
     probs = np.eye(len(indexer.palette))[empty]
     for (row, col), p in drawn_at:
         cells = probs[row:row + BALL_SIZE[0], col:col + BALL_SIZE[1]]
@@ -254,3 +253,75 @@ def test_a_low_ball_out_of_view_for_one_frame_comes_back_where_likely(game) -> N
         drawn = decode(prior, logits_of(probs), before)
         assert (drawn[low - 6:low - 2, 72:74] == palette.red).all() == back
         assert (drawn[int(LOST_ROW) - 20:PADDLE_ROWS[0]] == palette.red).sum() == 8 * back
+
+
+def flight_case(game, path: list[tuple[int, int]], drawn_at: list[tuple[tuple[int, int], float]],
+                broken: list[tuple[int, int]] = (), breaks: tuple[int, int] | None = None) -> tuple[np.ndarray, Palette, dict]:
+    """Context whose frames show the ball at each of ``path`` (top-left row, column), one a frame, with
+    the brick cells ``broken`` (row, column of the cell) gone; a decoder that draws the cell ``breaks``
+    gone too and gives the ball probability p at each of ``drawn_at`` ((row, column), p), in the
+    row colours of the last frame."""
+    context, indexer = game
+    palette = Palette.of(indexer.palette)
+    colour = {tuple(rgb): i for i, rgb in enumerate(indexer.palette.tolist())}
+    cell = lambda row, col: (slice(BRICK_ROWS[0] + 6 * row, BRICK_ROWS[0] + 6 * row + 6),
+                             slice(FIELD_X[0] + 8 * col, FIELD_X[0] + 8 * col + 8))
+    empty = remove_ball(context[-1], palette)
+    for at in broken:
+        empty[cell(*at)] = palette.black
+    before = np.stack([draw_ball(empty, palette, *at) for at in path])
+    next_frame = empty.copy()
+    if breaks is not None:
+        next_frame[cell(*breaks)] = palette.black
+    probs = np.eye(len(indexer.palette))[next_frame]
+    for (row, col), p in drawn_at:
+        in_bricks = BRICK_ROWS[0] <= row < BRICK_ROWS[1]
+        ball = colour[BRICK_ROW_RGB[(row - BRICK_ROWS[0]) // 6]] if in_bricks else palette.red
+        cells = probs[row:row + BALL_SIZE[0], col:col + BALL_SIZE[1]]
+        cells[:] = 0.0
+        cells[..., ball], cells[..., palette.black] = p, 1 - p
+    prior = ObjectPriors.for_frames(indexer.palette.tolist())
+    return prior.apply(logits_of(probs).argmax(1), logits_of(probs), torch.from_numpy(before.astype(np.int64))[None])[0].numpy(), palette, colour
+
+
+def test_a_ball_in_flight_keeps_its_speed(game) -> None:
+    falling = [(108, 54), (116, 58), (124, 62), (132, 66)]                      # 8 rows a step
+    slowed, palette, _ = flight_case(game, falling, [((136, 70), 0.9), ((140, 74), 0.3)])
+    assert (slowed[140:144, 74:76] == palette.red).all() and (slowed[136:140, 70:72] != palette.red).all()
+    unlikely, _, _ = flight_case(game, falling, [((136, 70), 0.9), ((140, 74), 0.001)])   # log odds -6.9: ...
+    assert (unlikely[140:144, 70:72] == palette.red).all() and (unlikely[136:140, 70:72] != palette.red).all()
+    assert (unlikely[140:144, 74:76] != palette.red).all()                     # ... at its speed below where drawn
+    turned, _, _ = flight_case(game, falling, [((128, 70), 0.9), ((140, 74), 0.3)])      # turned on nothing:
+    assert (turned[140:144, 74:76] == palette.red).all() and (turned[128:132, 70:72] != palette.red).all()   # on
+    bounced = [(128, 40), (120, 44), (112, 48), (104, 52), (100, 56), (104, 60), (108, 64), (112, 68)]
+    after, _, _ = flight_case(game, bounced, [((116, 72), 0.9)])                   # 8 a step before the turn:
+    assert (after[120:124, 72:74] == palette.red).all()                           # kept, from the frames before
+    seen_by_the_decoder, _, _ = flight_case(game, bounced[-4:], [((116, 72), 0.9)])
+    assert (seen_by_the_decoder[116:120, 72:74] == palette.red).all()
+
+
+def test_a_ball_turns_or_slows_as_drawn_where_a_brick_is(game) -> None:
+    rising = [(121, 64), (113, 68), (105, 72), (97, 76)]                        # 8 rows up a step, under the bottom row
+    hole = ((89, 84), 0.3)                                                      # in the broken cell beyond brick 8
+    blocked, palette, _ = flight_case(game, rising, [((93, 78), 0.9), hole], broken=[(5, 9)])
+    assert (blocked[93:97, 78:80] == palette.red).all()
+    through, _, colour = flight_case(game, rising, [((93, 78), 0.9), hole], broken=[(5, 8), (5, 9)])
+    assert (through[89:93, 84:86] == colour[BRICK_ROW_RGB[5]]).all() and (through[93:97, 78:80] != palette.red).all()
+    straight_up = [(121, 81), (113, 82), (105, 83), (97, 84)]
+    hit, _, _ = flight_case(game, straight_up, [((99, 85), 0.9), ((89, 85), 0.3)], breaks=(5, 9))   # it broke
+    assert (hit[99:103, 85:87] == palette.red).all()                           # the brick above and turned on it
+
+
+def test_the_balls_speed_is_read_since_it_was_last_out_of_view_and_a_lone_jump_is_not_it() -> None:
+    nan = float("nan")
+    centres = torch.tensor([[100.0, 108, 116, 124, 128, 124, 120, 116],     # 8 a step, then a turn cut short
+                            [100.0, 114, nan, nan, 120, 124, 128, 132],     # 14 before a serve: not this ball's
+                            [100.0, 104, 108, 112, 126, 130, 134, 138],     # one jump of 14 among steps of 4
+                            [100.0, 108, nan, 124, 132, 140, 148, 156]])    # one frame out of view: still 8
+    assert BallPrior.flight_speed(centres).tolist() == [8.0, 4.0, 4.0, 8.0]
+
+
+def test_a_ball_rising_off_the_paddle_is_never_taken_for_lost(game) -> None:
+    bounced = [(169, 58), (177, 60), (185, 62), (181, 64)]
+    drawn, palette, _ = flight_case(game, bounced, [((173, 66), 0.003)])       # log odds -5.8: a falling ball
+    assert (drawn[173:177, 66:68] == palette.red).all()                       # that low would be gone
