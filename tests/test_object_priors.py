@@ -224,8 +224,7 @@ def test_a_piece_of_the_ball_left_where_it_was_is_redrawn_elsewhere(game) -> Non
     context, indexer = game
     palette = Palette.of(indexer.palette)
     empty = remove_ball(context[-1], palette)
-    before = context.copy()
-    before[-1] = draw_ball(empty, palette, 140, 70)
+    before = np.stack([empty] * 3 + [draw_ball(empty, palette, 140, 70)])          # no flight to keep on
     probs = np.eye(len(indexer.palette))[empty]
     for rows, cols, p in ((slice(140, 144), slice(70, 72), 0.95), (slice(144, 148), slice(74, 76), 0.7)):
         probs[rows, cols] = 0.0
@@ -243,8 +242,7 @@ def test_a_low_ball_out_of_view_for_one_frame_comes_back_where_likely(game) -> N
     palette = Palette.of(indexer.palette)
     empty = remove_ball(context[-1], palette)
     low = int(LOST_ROW) + 4
-    before = context.copy()
-    before[-2], before[-1] = draw_ball(empty, palette, low, 70), empty     # low, then in the paddle's rows
+    before = np.stack([empty, empty, draw_ball(empty, palette, low, 70), empty])   # low, then in the paddle's rows
     prior = ObjectPriors.for_frames(indexer.palette.tolist()).ball
     for p, back in ((0.3, True), (0.003, False)):                         # log odds -0.8 / -5.8
         probs = np.eye(len(indexer.palette))[empty]
