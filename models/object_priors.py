@@ -236,24 +236,33 @@ class BallPrior:
         gone = still & low                                                         # it fell past the paddle
         redraw = ~gone & ((had & still) | ((had | hidden) & ~self.one_ball(drawn)))
         place = self.kept_flight(context, field, drawn, last)
-        slowed = had & ~gone & ~redraw & ~place[:, 0].isnan()
-        if not (gone | redraw | slowed).any():
+        flying = had & ~gone & ~redraw & ~place[:, 0].isnan()
+        if not (gone | redraw | flying).any():
             return indices
         out = indices.clone()
         for b in (gone | redraw).nonzero().flatten().tolist():
             out[b] = self.redraw(out[b], logits[b], last[b] if redraw[b] else None,
                                  least=CAUGHT_LOG_ODDS if low[b] else -torch.inf)
-        for b in slowed.nonzero().flatten().tolist():     # the likeliest column at its speed's row, else straight on
-            row = torch.stack([place[b, 0], torch.tensor(float("nan"))])
-            kept = self.redraw(out[b], logits[b], last[b], least=CAUGHT_LOG_ODDS, at=row, blocked=bricks[b])
-            out[b] = kept if not torch.equal(kept, out[b]) else \
-                self.redraw(out[b], logits[b], last[b], at=place[b], blocked=bricks[b])
+        for b in flying.nonzero().flatten().tolist():
+            out[b] = self.fly_on(out[b], logits[b], last[b], place[b], bricks[b])
         return out
+
+    def fly_on(self, frame: torch.Tensor, logits: torch.Tensor, last: torch.Tensor, place: torch.Tensor,
+               bricks: torch.Tensor) -> torch.Tensor:
+        """Frame (H, W) with the ball moved on from ``last`` to ``place``'s row (``place``: its centre's
+        row and column), at the likeliest column there that scores ``CAUGHT_LOG_ODDS``, else at
+        ``place``; the frame as it is where the path meets a brick standing in it or in ``bricks``
+        (R, W), those of the frame before."""
+        row = torch.stack([place[0], torch.tensor(float("nan"), device=place.device)])
+        likeliest = self.redraw(frame, logits, last, least=CAUGHT_LOG_ODDS, at=row, blocked=bricks)
+        if not torch.equal(likeliest, frame):
+            return likeliest
+        return self.redraw(frame, logits, last, at=place, blocked=bricks)
 
     def kept_flight(self, context: torch.Tensor, field: tuple, drawn: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """(B, 2) row and column of the ball's centre where the decoder slowed or turned it in flight
-        (where nothing is there to turn it on, ``redraw`` checks): the row its speed takes it to on
-        its way, the column it was drawn at; NaN where it flies on as drawn."""
+        (``fly_on`` checks that nothing is there to turn it on): the row its speed takes it to on its
+        way, the column it was drawn at; NaN where it flies on as drawn."""
         if context.shape[1] < 2:
             return torch.full_like(last, float("nan"))
         frames = context[:, :, field[1], field[2]].flatten(0, 1)                   # (B * C, R, W)
@@ -326,7 +335,8 @@ class BallPrior:
         """Frame (H, W) with no ball pixel above the paddle but one ball at the likeliest place near
         ``last`` (row, column; None: no ball), other than ``last`` itself and clear of the bricks.
         Where no place scores ``least`` (mean log odds of the ball's colour over its pixels), the
-        frame as it is."""
+        frame as it is. With ``at`` (a centre's row and column, NaN: any) only there, and only where
+        the box from ``last`` to the place holds no brick, of the frame or of ``blocked`` (R, W)."""
         rows, cols = slice(*BALL_ROWS), slice(*FIELD_X)
         field = logits[None, :, rows, cols]                                         # (1, K, R, W)
         region = frame[rows, cols]
