@@ -274,7 +274,9 @@ class NeuralBreakoutEnv(gym.Env):
         self.context_length = cfg.context_frames
         # The map may look further back than the world model: the env keeps that many frames for it.
         self.state_length = frames_kept(self.mapper, self.context_length)
-        self.memory_length = max(self.context_length, SPEED_MEMORY)   # the ball prior reads the ball's speed over these
+        # Breakout's ball prior reads the ball's speed over more frames than the decoder sees.
+        priors = self.world_model.object_priors is not None
+        self.memory_length = max(self.context_length, SPEED_MEMORY) if priors else self.context_length
         self.frame_shape = (cfg.height, cfg.width, 3)
         self.temperature = float(temperature)
         self.max_episode_steps = max_episode_steps
@@ -398,7 +400,7 @@ class NeuralBreakoutEnv(gym.Env):
         with torch.inference_mode():
             nxt = self.world_model.predict_next(self._indices, codes, self.temperature, self._generator)  # (1, H, W)
             if self.cleaner is not None:
-                nxt = self.cleaner.clean(self._indices[:, self.memory_length - self.context_length + 1:], nxt)
+                nxt = self.cleaner.clean(self._indices[:, -self.context_length:][:, 1:], nxt)
             nxt = nxt.to(torch.uint8)
             nxt_rgb = self.world_model.to_rgb(nxt)                                                  # (1, H, W, 3)
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)

@@ -219,14 +219,17 @@ class BallPrior:
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices with the ball redrawn where needed, given the palette
         logits (B, K, H, W) and the context indices (B, C, H, W)."""
-        field = (slice(None), slice(*BALL_ROWS), slice(*FIELD_X))
-        drawn, _ = self.ball_mask(indices[field])                                  # (B, R, W)
-        before, bricks = self.ball_mask(context[:, -1][field])
+        rows, cols = slice(*BALL_ROWS), slice(*FIELD_X)
+        drawn, _ = self.ball_mask(indices[:, rows, cols])                          # (B, R, W)
+        frames = context.shape[:2]
+        balls, standing = (m.unflatten(0, frames) for m in self.ball_mask(context[:, :, rows, cols].flatten(0, 1)))
+        centres = self.centre(balls.flatten(0, 1)).unflatten(0, frames)            # (B, C, 2) rows, columns
+        before, bricks = balls[:, -1], standing[:, -1]                              # (B, R, W) each
         had = before.flatten(1).any(1)
         still = had & (drawn == before).flatten(1).all(1)
-        last = self.centre(before)                                                 # (B, 2) rows, columns
+        last = centres[:, -1]
         if context.shape[1] > 1:                                                   # a low ball out of view for a frame
-            earlier = self.centre(self.ball_mask(context[:, -2][field])[0])
+            earlier = centres[:, -2]
             hidden = ~had & (earlier[:, 0] >= LOST_ROW)
             rising = had & (earlier[:, 0] > last[:, 0])                            # it bounced: not falling past
             last = torch.where(hidden[:, None], earlier, last)
@@ -235,7 +238,7 @@ class BallPrior:
         low = (last[:, 0] >= LOST_ROW) & ~rising
         gone = still & low                                                         # it fell past the paddle
         redraw = ~gone & ((had & still) | ((had | hidden) & ~self.one_ball(drawn)))
-        place = self.kept_flight(context, field, drawn, last)
+        place = self.kept_flight(centres[..., 0], drawn, last)
         flying = had & ~gone & ~redraw & ~place[:, 0].isnan()
         if not (gone | redraw | flying).any():
             return indices
@@ -259,18 +262,19 @@ class BallPrior:
             return likeliest
         return self.redraw(frame, logits, last, at=place, blocked=bricks)
 
-    def kept_flight(self, context: torch.Tensor, field: tuple, drawn: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def kept_flight(self, centres: torch.Tensor, drawn: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """(B, 2) row and column of the ball's centre where the decoder slowed or turned it in flight
-        (``fly_on`` checks that nothing is there to turn it on): the row its speed takes it to on its
-        way, the column it was drawn at; NaN where it flies on as drawn."""
-        if context.shape[1] < 2:
+        (``fly_on`` checks that nothing is there to turn it on), given the ball's centre rows in the
+        context frames (B, C; NaN: none), its pixels drawn (B, R, W) and its last centre (B, 2): the
+        row its speed takes it to on its way, the column it was drawn at; NaN where it flies on as
+        drawn."""
+        if centres.shape[1] < 2:
             return torch.full_like(last, float("nan"))
-        frames = context[:, :, field[1], field[2]].flatten(0, 1)                   # (B * C, R, W)
-        centres = self.centre(self.ball_mask(frames)[0])[:, 0].view(context.shape[:2])   # (B, C)
         speed = self.flight_speed(centres)
-        now = self.centre(drawn)[:, 0] - last[:, 0]
+        mine = self.centre(drawn)
+        now = mine[:, 0] - last[:, 0]
         way = (centres[:, -1] - centres[:, -2]).sign()                            # up -1, down 1 (NaN: unknown)
-        target = torch.stack([last[:, 0] + way * speed, self.centre(drawn)[:, 1]], 1)
+        target = torch.stack([last[:, 0] + way * speed, mine[:, 1]], 1)
         above_paddle = (target[:, 0] + BALL_SIZE[0] / 2 < LOST_ROW) & (last[:, 0] < LOST_ROW)
         off = (now.sign() != way) | (now.abs() < speed - 1)
         kept = (way != 0) & ~way.isnan() & ~now.isnan() & (speed > 0) & off & above_paddle
