@@ -415,7 +415,10 @@ class ClosedLoop:
         real = sides["emulator"]
         ratios = {side: {k: ratio(s[f"{k}_per_1000"], real[f"{k}_per_1000"]) for k in EVENTS}
                   for side, s in sides.items() if side != "emulator"}
-        return {"sides": sides, "ratios_to_emulator": ratios, "repair_whole_share": self.repair,
+        intervals = {side: ratio_intervals(games, self.games["emulator"])
+                     for side, games in self.games.items() if side != "emulator"}
+        return {"sides": sides, "ratios_to_emulator": ratios, "ratio_intervals_90": intervals,
+                "repair_whole_share": self.repair,
                 "one_step_under_follower": self.one_step.shares(),
                 "survival": {side: [g.collapse for g in games] for side, games in self.games.items()},
                 "neural_steps_per_s": self.neural_steps_per_s}
@@ -423,6 +426,29 @@ class ClosedLoop:
 
 def ratio(a: float, b: float) -> float:
     return a / b if b > 0 else math.nan
+
+
+def ratio_intervals(games: list[GameStats], real: list[GameStats], draws: int = 2000, seed: int = 0,
+                    level: float = 0.9) -> dict[str, list[float]]:
+    """Per event, the central ``level`` interval of the side's rate over the emulator's when the starts are
+    drawn again with replacement (each with the emulator's game from the same start): how far 16 games
+    leave a ratio free to move, so that two runs' ratios are read against that spread."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(games), (draws, len(games)))
+    steps = np.array([g.steps for g in games], dtype=np.float64)[picks].sum(1)
+    real_steps = np.array([g.steps for g in real], dtype=np.float64)[picks].sum(1)
+    tails = 100 * (1 - level) / 2
+    out = {}
+    for k in EVENTS:
+        side_rate = np.array([getattr(g, k) for g in games], dtype=np.float64)[picks].sum(1) / steps
+        real_rate = np.array([getattr(g, k) for g in real], dtype=np.float64)[picks].sum(1) / real_steps
+        kept = real_rate > 0
+        if not kept.any():
+            out[k] = [math.nan, math.nan]
+            continue
+        low, high = np.percentile(side_rate[kept] / real_rate[kept], [tails, 100 - tails])
+        out[k] = [float(low), float(high)]
+    return out
 
 
 def run_closed_loop(env: NeuralBreakoutEnv, emulator: gym.Env, settings: ClosedLoopSettings) -> ClosedLoop:
@@ -471,7 +497,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"{'paddle collapses':<22}" + "".join(f"{sides[n]['collapses']:>8.0f}/{sides[n]['games']:<2.0f}" for n in names))
     lines.append(f"{'median survival':<22}" + "".join(f"{sides[n]['median_survival']:>11.0f}" for n in names))
     for side, r in summary["ratios_to_emulator"].items():
-        lines.append(f"{side} / emulator: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in r.items()))
+        spread = summary["ratio_intervals_90"][side]
+        lines.append(f"{side} / emulator (90% of redrawn starts): " + ", ".join(
+            f"{k.replace('_', ' ')} {v:.2f} ({spread[k][0]:.2f}-{spread[k][1]:.2f})" for k, v in r.items()))
     if summary["repair_whole_share"]:
         lines.append("next frame whole after a damaged last frame: " + ", ".join(
             f"{k.replace('_', ' ')} {v:.1%}" for k, v in summary["repair_whole_share"].items()))

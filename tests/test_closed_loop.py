@@ -102,13 +102,31 @@ def test_one_step_figures_count_exact_and_lost_balls(emulator) -> None:
     assert total.steps == 120 and total.shares()["frames_exact_share"] == (60 + copied.frames_exact) / 120
 
 
+def stats(steps: int, bricks: int, hits: int) -> cl.GameStats:
+    return cl.GameStats(steps=steps, bricks=bricks, points=bricks, counted_points=0.0, paddle_hits=hits, balls_lost=0,
+                        serves=0, ball_shown=steps, paddle_whole=steps, one_ball=steps, ball_still=0, collapse=None)
+
+
+def test_ratio_intervals_show_how_far_the_starts_leave_a_ratio_free() -> None:
+    real = [stats(1000, b, 30) for b in (20, 40, 60, 80)]
+    same_share = [stats(1000, b // 2, 30) for b in (20, 40, 60, 80)]       # half the bricks at every start
+    spread = cl.ratio_intervals(same_share, real)
+    assert spread["bricks"] == pytest.approx([0.5, 0.5]) and spread["paddle_hits"] == pytest.approx([1.0, 1.0])
+    uneven = [stats(1000, b, 30) for b in (80, 60, 40, 0)]                # the same total, start by start unlike
+    low, high = cl.ratio_intervals(uneven, real)["bricks"]
+    assert low < 0.8 and high > 1.2                                        # pooled ratio 1.0, far from certain
+    low4, high4 = cl.ratio_intervals(uneven * 4, real * 4)["bricks"]
+    assert low < low4 < 1.0 < high4 < high                                 # more starts, a narrower interval
+    assert all(math.isnan(v) for v in cl.ratio_intervals(real, [stats(1000, 0, 0)] * 4)["bricks"])
+
+
 def test_closed_loop_on_tiny_models(tiny_dir: Path, emulator) -> None:
     env = NeuralBreakoutEnv(tiny_dir)
     result = cl.run_closed_loop(env, emulator, cl.ClosedLoopSettings(num_games=2, steps=6, repair_steps=2))
     summary = result.summary()
     assert set(summary["sides"]) == set(cl.SIDES)
     assert all(len(result.games[side]) == 2 for side in cl.SIDES)
-    assert set(summary["ratios_to_emulator"]) == {"neural", "oracle"}
+    assert set(summary["ratios_to_emulator"]) == set(summary["ratio_intervals_90"]) == {"neural", "oracle"}
     assert set(summary["repair_whole_share"]) == set(cl.REPAIRS)
     assert summary["sides"]["emulator"]["paddle_whole_share"] == 1.0
     assert len(result.first_games["neural"].frames) == 7 and summary["neural_steps_per_s"] > 0
