@@ -511,9 +511,19 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rate_whiskers(summary: dict[str, Any], side: str, rates: np.ndarray) -> np.ndarray | None:
+    """(2, events): how far below and above ``rates`` the side's 90% ratio interval reaches, in events
+    per 1,000 steps (the interval times the emulator's rate); None for the emulator."""
+    if side not in summary["ratio_intervals_90"]:
+        return None
+    real = np.array([summary["sides"]["emulator"][f"{e}_per_1000"] for e in EVENTS])
+    bounds = np.array([summary["ratio_intervals_90"][side][e] for e in EVENTS]).T * real     # (2, events)
+    return np.nan_to_num(np.clip(np.stack([rates - bounds[0], bounds[1] - rates]), 0, None))
+
+
 def plot_closed_loop(path: Any, summary: dict[str, Any], steps: int) -> None:
     """Left: the step each game's paddle collapsed (a full bar: it never did). Right: events per 1,000
-    steps, each side beside the emulator."""
+    steps, each side beside the emulator, a neural side's whisker spanning its ratio's 90% interval."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     survival = {side: [c or steps for c in v] for side, v in summary["survival"].items() if side != "emulator"}
@@ -528,10 +538,11 @@ def plot_closed_loop(path: Any, summary: dict[str, Any], steps: int) -> None:
     sides = summary["sides"]
     width = 0.8 / len(sides)
     for k, side in enumerate(sides):
-        right.bar(np.arange(len(EVENTS)) + k * width, [sides[side][f"{e}_per_1000"] for e in EVENTS], width, label=side)
+        rates = np.array([sides[side][f"{e}_per_1000"] for e in EVENTS])
+        right.bar(np.arange(len(EVENTS)) + k * width, rates, width, label=side, yerr=rate_whiskers(summary, side, rates))
     right.set_xticks(np.arange(len(EVENTS)) + 0.4 - width / 2, [e.replace("_", "\n") for e in EVENTS])
     right.set_ylabel("per 1,000 steps")
-    right.set_title("what happens in play")
+    right.set_title("what happens in play (whiskers: 90% of the starts redrawn)")
     right.legend()
     fig.tight_layout()
     save_figure(fig, path)

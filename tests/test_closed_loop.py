@@ -120,6 +120,17 @@ def test_ratio_intervals_show_how_far_the_starts_leave_a_ratio_free() -> None:
     assert all(math.isnan(v) for v in cl.ratio_intervals(real, [stats(1000, 0, 0)] * 4)["bricks"])
 
 
+def test_rate_whiskers_span_the_ratio_interval_in_events() -> None:
+    summary = {"sides": {"emulator": {f"{e}_per_1000": 10.0 for e in cl.EVENTS}},
+               "ratio_intervals_90": {"neural": {e: [0.5, 1.5] for e in cl.EVENTS}}}
+    summary["ratio_intervals_90"]["neural"]["serves"] = [math.nan, math.nan]
+    whiskers = cl.rate_whiskers(summary, "neural", np.full(len(cl.EVENTS), 8.0))
+    serves = cl.EVENTS.index("serves")
+    assert whiskers.shape == (2, len(cl.EVENTS)) and whiskers[:, serves].tolist() == [0, 0]
+    assert np.delete(whiskers, serves, axis=1).T.tolist() == [[3.0, 7.0]] * (len(cl.EVENTS) - 1)  # 5 to 15 around 8
+    assert cl.rate_whiskers(summary, "emulator", np.zeros(len(cl.EVENTS))) is None
+
+
 def test_closed_loop_on_tiny_models(tiny_dir: Path, emulator) -> None:
     env = NeuralBreakoutEnv(tiny_dir)
     result = cl.run_closed_loop(env, emulator, cl.ClosedLoopSettings(num_games=2, steps=6, repair_steps=2))
