@@ -433,16 +433,17 @@ def ratio_intervals(games: list[GameStats], real: list[GameStats], draws: int = 
     """Per event, the central ``level`` interval of the side's rate over the emulator's when the starts are
     drawn again with replacement (each with the emulator's game from the same start): how far 16 games
     leave a ratio free to move, so that two runs' ratios are read against that spread."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(games), (draws, len(games)))
-    steps = np.array([g.steps for g in games], dtype=np.float64)[picks].sum(1)
-    real_steps = np.array([g.steps for g in real], dtype=np.float64)[picks].sum(1)
+    picks = np.random.default_rng(seed).integers(0, len(games), (draws, len(games)))
+
+    def rate(stats: list[GameStats], key: str) -> np.ndarray:               # (draws,) pooled over each redraw
+        totals = np.array([[getattr(g, key), g.steps] for g in stats], dtype=np.float64)[picks].sum(1)
+        return totals[:, 0] / totals[:, 1]
+
     tails = 100 * (1 - level) / 2
     out = {}
     for k in EVENTS:
-        side_rate = np.array([getattr(g, k) for g in games], dtype=np.float64)[picks].sum(1) / steps
-        real_rate = np.array([getattr(g, k) for g in real], dtype=np.float64)[picks].sum(1) / real_steps
-        kept = real_rate > 0
+        side_rate, real_rate = rate(games, k), rate(real, k)
+        kept = real_rate > 0                                                  # redraws with no real event say nothing
         if not kept.any():
             out[k] = [math.nan, math.nan]
             continue
