@@ -21,8 +21,8 @@ from models.checkpoint import load_checkpoint, load_state, save_checkpoint
 from models.cli import RunFlags, arg, check_positive, parse_config, run_main
 from models.episodes import list_episode_files, load_episode, recorded_game
 from models.frame_dataset import split_folders
-from models.reward_model import (STAGE, RewardModel, RewardModelConfig, event_steps, evaluate, game_steps,
-                                 load_reward_model, sample_batch, train_step)
+from models.reward_model import (STAGE, RewardModel, RewardModelConfig, event_steps, evaluate, fit_delay_table,
+                                 game_steps, load_reward_model, sample_batch, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
 from models.training_loop import Progress, run_training
@@ -46,6 +46,7 @@ class RewardTrainConfig(RunFlags):
     pool: int = arg(2, "max-pool of the lit frames (px)")
     channels: list[int] = arg([16, 32, 32], "channels of the strided convolutions")
     hidden: int = arg(128, "width of the hidden layer")
+    objects: bool = arg(True, "give the model the ball's and the paddle's places to the pixel beside the lit frames")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,10 +70,16 @@ def main(argv: list[str] | None = None) -> None:
     split = split_folders(folders, seed=cfg.split_seed)
     first = load_episode(split.train[0])
     model_cfg = RewardModelConfig(context_frames=cfg.context_frames, pool=cfg.pool, channels=cfg.channels,
-                                  hidden=cfg.hidden, height=first.frames.shape[1], width=first.frames.shape[2],
-                                  start_lives=int(first.lives[0]),
+                                  hidden=cfg.hidden, objects=cfg.objects, height=first.frames.shape[1],
+                                  width=first.frames.shape[2], start_lives=int(first.lives[0]),
                                   game=recorded_game([f for files in folders for f in files]) or "Breakout")
 
+    def read(files: list[Path]) -> list:
+        return [game_steps(load_episode(f), model_cfg, str(f)) for f in tqdm(files, desc="reading games", leave=False)]
+
+    train, val = read(split.train), read(split.val)
+    events = [event_steps(g, model_cfg.exit_lag) for g in train]
+    model_cfg.delay_table = fit_delay_table(train, model_cfg.max_delay)
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     progress = Progress()
     rng = seed_everything(cfg.seed)
@@ -84,15 +91,11 @@ def main(argv: list[str] | None = None) -> None:
         progress = Progress(resumed["step"], resumed.get("best_score", -math.inf))
         rng = seed_everything(cfg.seed + progress.step)
 
-    def read(files: list[Path]) -> list:
-        return [game_steps(load_episode(f), model_cfg, str(f)) for f in tqdm(files, desc="reading games", leave=False)]
-
-    train, val = read(split.train), read(split.val)
-    events = [event_steps(g, model_cfg.exit_lag) for g in train]
     log = MetricsLog(out_dir / "metrics.csv", use_wandb=cfg.wandb, run_config=asdict(cfg),
                      resume_step=progress.step if resumed else None)
     print(f"{len(train)} training games ({sum(len(g.reward_class) for g in train)} steps), {len(val)} validation; "
-          f"{sum(p.numel() for p in model.parameters()) / 1e3:.1f}k parameters on {device}")
+          f"{sum(p.numel() for p in model.parameters()) / 1e3:.1f}k parameters on {device}; "
+          f"{len(model_cfg.delay_table)} keys of the ball's last sightings in the delay table")
 
     def save(path: Path, metrics: dict[str, float]) -> None:
         save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=progress.step, metrics=metrics,

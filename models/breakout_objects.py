@@ -83,6 +83,18 @@ def ball_position(frames: np.ndarray) -> np.ndarray:
     return pos[0] if single else pos
 
 
+def paddle_ends(frames: np.ndarray) -> np.ndarray:
+    """(left, right): the first and last column holding red in the paddle's rows, NaN where none.
+    (B, 2) or (2,)."""
+    batch, single = _as_batch(frames)
+    red = _red_mask(batch, PADDLE_ROWS).any(axis=1)           # (B, W)
+    shown = red.any(axis=1)
+    left = FIELD_X[0] + red.argmax(axis=1)
+    right = FIELD_X[1] - 1 - red[:, ::-1].argmax(axis=1)
+    ends = np.where(shown[:, None], np.stack([left, right], axis=-1), np.nan)
+    return ends[0] if single else ends
+
+
 def paddle_well_formed(frames: np.ndarray) -> np.ndarray:
     """True where the paddle is whole: its longest solid run of columns red in all its rows is as wide
     as the game draws it (``PADDLE_WIDTHS``), or narrower where it runs into a side wall, and no other

@@ -35,7 +35,7 @@ from models.cli import UserError
 from models.frame_cleaner import FrameCleaner, load_frame_cleaner
 from models.latent_action import LatentActionModel, load_latent_action_model
 from models.object_priors import SPEED_MEMORY
-from models.reward_model import LifeCounter, RewardModel, lit_frames, load_reward_model
+from models.reward_model import LifeCounter, RewardModel, lit_frames, load_reward_model, object_places
 from models.runtime import pick_device
 
 ENV_ID = "NeuralBreakout-v0"
@@ -292,6 +292,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._history = [NOOP] * ACTION_MEMORY      # the actions that led to the latest frame, oldest first
         self._step = 0
         self._lit: torch.Tensor | None = None      # (1, R, h, w) the last frames as the reward model reads them
+        self._places: torch.Tensor | None = None   # (1, R, 4) their object_places
         self.lives, self.score = 0, 0.0
         self._life_counter = LifeCounter()
         self._without_ball = 0                      # steps since a frame last showed the ball
@@ -327,6 +328,8 @@ class NeuralBreakoutEnv(gym.Env):
                 rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)     # (n, H, W, 3)
                 lit = lit_frames(rgb, self.reward_model.config.pool)                       # (n, h, w)
                 self._lit = oldest_repeated(lit[None], self.reward_model.config.context_frames)  # (1, R, h, w)
+                places = torch.from_numpy(object_places(np.asarray(frames)))                     # (n, 4)
+                self._places = oldest_repeated(places[None], self.reward_model.config.context_frames)
         frames = frames[-max(self.state_length, self.memory_length):]
         with torch.inference_mode():
             rgb = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, n, H, W, 3)
@@ -423,8 +426,9 @@ class NeuralBreakoutEnv(gym.Env):
             return 0.0, False
         with torch.inference_mode():
             lit = torch.cat([self._lit, lit_frames(nxt_rgb, self.reward_model.config.pool)[:, None]], dim=1)
-            outcome = self.reward_model.predict(lit)                                                # (1,) each
-            self._lit = lit[:, 1:]
+            places = torch.cat([self._places, torch.from_numpy(object_places(self._frame[None]))[None]], dim=1)
+            outcome = self.reward_model.predict(lit, places.to(self.device))                       # (1,) each
+            self._lit, self._places = lit[:, 1:], places[:, 1:]
         reward, life_lost = float(outcome.reward[0]), self._life_counter.step(int(outcome.exit_delay[0]))
         self.score += reward
         self.lives = max(0, self.lives - life_lost)

@@ -8,17 +8,24 @@ counts the lost life. Why several frames: Breakout may redraw its score a step a
 vanished, so the frames before must show a reward as already counted. Why the delay: a lost life is
 counted 3-9 frames after the last frame that shows the ball (later for a slower ball and one last
 seen higher: it falls on unseen), and for the last life nothing on screen changes then. The ball's
-last two places fix the delay (in the recordings, its last row and its speed give one delay for 613
-of 615 lost lives), so ``LifeCounter`` counts the life that many steps on. Game over is the last life
-counted.
+last two sightings fix the delay: in the recordings, its exact last row, its last step and the frames
+between the two give one delay for all but 8 of 2,760 lost lives, from some 50 such keys. So the
+model's delay is replaced by ``delay_table``, the most common delay of each key in the training games,
+where the key is in it: a net that sees the rare delay of an ambiguous key (the emulator's hidden
+state decides it) learns to give it to look-alikes. ``LifeCounter`` counts the life that many steps
+on. Game over is the last life counted.
 
 Input: frames reduced to "lit or not" (any non-black channel), max-pooled by ``pool`` so the 2x4 px
 ball survives, float (B, context_frames + 1, H / pool, W / pool). Colour is left out: the brick's
-row, i.e. its position, gives its value. A small strided CNN, small enough to add at most 2 ms to a
-game step at batch 1 on one CPU thread."""
+row, i.e. its position, gives its value. With ``objects``, also the ball's and the paddle's places in
+each frame to the pixel (``object_places``), beside the convolutions' features: whether a ball last
+seen low beside the paddle's end has passed it, and how long it falls unseen, turn on single pixels
+that pooling blurs. A small strided CNN, small enough to add at most 2 ms to a game step at batch 1
+on one CPU thread."""
 from __future__ import annotations
 
 import os
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +35,7 @@ from torch.nn import functional as F
 
 from models.checkpoint import load_model
 from models.cli import UserError
-from models.breakout_objects import ball_present
+from models.breakout_objects import ball_position, paddle_ends
 from models.episodes import Episode
 
 STAGE = "reward_model"
@@ -46,6 +53,10 @@ class RewardModelConfig:
     start_lives: int = 5                    # lives at the start of a game (for starts that do not say)
     max_delay: int = 12                     # most steps between the ball's exit and the lost life's count
     exit_lag: int = 2                       # the exit is told this many steps after the ball was last shown
+    objects: bool = False                   # the ball's and the paddle's places (object_places) as inputs too
+    # (last row, last step, frames between the last two sightings, steps from the last sighting to the
+    # count): the most common delay of each key in the training games (fit_delay_table)
+    delay_table: list[list[float]] = field(default_factory=list)
     game: str = "Breakout"
 
     def __post_init__(self) -> None:
@@ -60,6 +71,8 @@ class RewardModelConfig:
 
 
 TINY_CONFIG = dict(channels=[4, 4], hidden=8)
+PLACE_CENTRE = (110.0, 80.0, 80.0, 80.0)    # px: the middle of each place's range
+PLACE_SCALE = 8.0                           # px per unit of the model's place inputs
 
 
 def lit_frames(rgb: torch.Tensor, pool: int) -> torch.Tensor:
@@ -71,6 +84,52 @@ def lit_frames(rgb: torch.Tensor, pool: int) -> torch.Tensor:
     return pooled.reshape(*lead, *pooled.shape[-2:])
 
 
+def object_places(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) -> float32 (N, 4): the ball's row and column (its centre), the paddle's
+    first and last column, NaN where not shown."""
+    return np.concatenate([ball_position(rgb), paddle_ends(rgb)], axis=-1).astype(np.float32)
+
+
+def mirror_places(places: np.ndarray, width: int) -> np.ndarray:
+    """``object_places`` (..., 4) of the frames flipped left to right: the paddle's ends swap."""
+    flipped = places.copy()
+    flipped[..., 1] = width - 1 - places[..., 1]
+    flipped[..., 2], flipped[..., 3] = width - 1 - places[..., 3], width - 1 - places[..., 2]
+    return flipped
+
+
+def place_features(places: torch.Tensor) -> torch.Tensor:
+    """``object_places`` (B, R, 4) -> (B, R * 8): each place centred and scaled, 0 where not shown,
+    and whether it is shown."""
+    shown = ~torch.isnan(places)
+    centre = places.new_tensor(PLACE_CENTRE)
+    centred = torch.where(shown, (places - centre) / PLACE_SCALE, torch.zeros_like(places))
+    return torch.cat([centred, shown.float()], dim=-1).flatten(1)
+
+
+def last_sighting(rows: np.ndarray) -> tuple[tuple[float, float, int], int] | None:
+    """The ball's rows over frames (NaN: not shown) -> ((its last row, its last step in rows, frames
+    between its last two sightings), the index of its last sighting); None where it is shown less than
+    twice."""
+    shown = np.flatnonzero(~np.isnan(rows))
+    if len(shown) < 2:
+        return None
+    last, before = shown[-1], shown[-2]
+    return (float(rows[last]), float(rows[last] - rows[before]), int(last - before)), int(last)
+
+
+def fit_delay_table(games: list[GameSteps], max_delay: int) -> list[list[float]]:
+    """``delay_table`` from recorded games: for each lost life, the key of the ball's last two sightings
+    up to its count, and the steps from the last one to the count; each key's most common delay."""
+    delays: dict[tuple[float, float, int], Counter] = defaultdict(Counter)
+    for game in games:
+        for t in np.flatnonzero(game.life_lost):
+            sighting = last_sighting(game.places[:t + 1, 0])   # frame t + 1 may already show the next serve
+            if sighting is not None and t - sighting[1] <= max_delay:
+                delays[sighting[0]][t - sighting[1]] += 1
+    return [[*key, float(counts.most_common(1)[0][0])] for key, counts in sorted(delays.items())]
+
+
 @dataclass
 class StepOutcome:
     """What the model says about a batch of steps."""
@@ -79,8 +138,9 @@ class StepOutcome:
 
 
 class RewardModel(nn.Module):
-    """Lit frames (B, context_frames + 1, h, w), oldest first -> logits (B, K + max_delay + 2): K reward
-    classes, then "no exit" and the exit delays 0 .. max_delay."""
+    """Lit frames (B, context_frames + 1, h, w), oldest first, and with ``objects`` their
+    ``object_places`` (B, context_frames + 1, 4) -> logits (B, K + max_delay + 2): K reward classes,
+    then "no exit" and the exit delays 0 .. max_delay."""
 
     def __init__(self, cfg: RewardModelConfig):
         super().__init__()
@@ -93,23 +153,45 @@ class RewardModel(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             size = self.features(torch.zeros(1, cfg.context_frames + 1, *cfg.input_shape)).shape[1]
+        size += (cfg.context_frames + 1) * 8 if cfg.objects else 0
         outputs = len(cfg.reward_values) + cfg.max_delay + 2
         self.head = nn.Sequential(nn.Linear(size, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, outputs))
         self.register_buffer("values", torch.tensor(cfg.reward_values, dtype=torch.float32), persistent=False)
+        self.delays = {(row, step, int(gap)): int(delay) for row, step, gap, delay in cfg.delay_table}
 
-    def forward(self, lit: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(lit))
+    def forward(self, lit: torch.Tensor, places: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.features(lit)
+        if self.config.objects:
+            if places is None:
+                raise ValueError("this reward model reads the objects' places: pass object_places of its frames")
+            features = torch.cat([features, place_features(places)], dim=1)
+        return self.head(features)
 
     @torch.inference_mode()
-    def predict(self, lit: torch.Tensor) -> StepOutcome:
-        logits = self(lit)
+    def predict(self, lit: torch.Tensor, places: torch.Tensor | None = None) -> StepOutcome:
+        logits = self(lit, places)
         k = len(self.config.reward_values)
-        return StepOutcome(reward=self.values[logits[:, :k].argmax(1)], exit_delay=logits[:, k:].argmax(1) - 1)
+        exit_delay = logits[:, k:].argmax(1) - 1
+        if self.delays and places is not None:
+            exit_delay = self.table_delays(exit_delay, places)
+        return StepOutcome(reward=self.values[logits[:, :k].argmax(1)], exit_delay=exit_delay)
 
-    def loss(self, lit: torch.Tensor, reward_class: torch.Tensor, exit_delay: torch.Tensor) -> torch.Tensor:
-        logits = self(lit)
+    def table_delays(self, exit_delay: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
+        """The exit delays (B,) with each exit's delay taken from ``delay_table`` where the key of the
+        ball's last two sightings in its window's places (B, R, 4) is in it."""
+        out = exit_delay.clone()
+        rows = places[..., 0].cpu().numpy()
+        told = rows.shape[1] - 2                      # the step is told at the window's second-last frame
+        for b in torch.nonzero(exit_delay >= 0).flatten().tolist():
+            sighting = last_sighting(rows[b])
+            if sighting is not None and sighting[0] in self.delays:
+                out[b] = max(sighting[1] + self.delays[sighting[0]] - told, 0)
+        return out
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        logits = self(batch.lit, batch.places)
         k = len(self.config.reward_values)
-        return F.cross_entropy(logits[:, :k], reward_class) + F.cross_entropy(logits[:, k:], exit_delay + 1)
+        return F.cross_entropy(logits[:, :k], batch.reward_class) + F.cross_entropy(logits[:, k:], batch.exit_delay + 1)
 
 
 class LifeCounter:
@@ -145,6 +227,7 @@ def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu
 class GameSteps:
     """One recorded game as the reward model sees it."""
     lit: np.ndarray           # (T+1, h, w) uint8 lit mask of every frame
+    places: np.ndarray        # (T+1, 4) float32 object_places of every frame
     reward_class: np.ndarray  # (T,) int64 index into reward_values
     exit_delay: np.ndarray    # (T,) int64 target: steps from the ball's exit on this step to its lost life; -1 none
     ball_gone: np.ndarray     # (T,) bool: the ball shown before the step and not after (an exit, or a dip out of view)
@@ -152,11 +235,11 @@ class GameSteps:
     game_over: np.ndarray     # (T,) bool
     start_lives: int          # lives shown with the first frame
 
-    def windows(self, steps: np.ndarray, context_frames: int) -> np.ndarray:
-        """Inputs of ``steps``: uint8 (N, context_frames + 1, h, w), frames t - context + 1 .. t + 1,
-        the first frame repeated before the game's start."""
-        offsets = np.arange(-context_frames + 1, 2)
-        return self.lit[np.clip(steps[:, None] + offsets, 0, None)]
+    def windows(self, steps: np.ndarray, context_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs of ``steps``: lit uint8 (N, context_frames + 1, h, w) and places (N, context_frames + 1,
+        4) of frames t - context + 1 .. t + 1, the first frame repeated before the game's start."""
+        frames = np.clip(steps[:, None] + np.arange(-context_frames + 1, 2), 0, None)
+        return self.lit[frames], self.places[frames]
 
 
 def exit_delays(life_lost: np.ndarray, ball_shown: np.ndarray, max_delay: int, lag: int) -> np.ndarray:
@@ -187,8 +270,9 @@ def game_steps(ep: Episode, cfg: RewardModelConfig, source: str = "episode") -> 
                           for i in range(0, len(ep.frames), 512)])
     lives = ep.lives.astype(np.int64)
     life_lost = lives[1:] < lives[:-1]
-    shown = ball_present(ep.frames)
-    return GameSteps(lit=lit, reward_class=match.argmax(1),
+    places = np.concatenate([object_places(ep.frames[i:i + 512]) for i in range(0, len(ep.frames), 512)])
+    shown = ~np.isnan(places[:, 0])
+    return GameSteps(lit=lit, places=places, reward_class=match.argmax(1),
                      exit_delay=exit_delays(life_lost, shown, cfg.max_delay, cfg.exit_lag),
                      ball_gone=shown[:-1] & ~shown[1:], life_lost=life_lost,
                      game_over=ep.terminated.astype(bool), start_lives=int(lives[0]))
@@ -206,15 +290,20 @@ def event_steps(game: GameSteps, exit_lag: int) -> np.ndarray:
 @dataclass
 class Batch:
     lit: torch.Tensor           # (B, context_frames + 1, h, w) float
+    places: torch.Tensor        # (B, context_frames + 1, 4) float
     reward_class: torch.Tensor  # (B,) int64
     exit_delay: torch.Tensor    # (B,) int64
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.lit.to(device), self.reward_class.to(device), self.exit_delay.to(device))
+        return Batch(*(getattr(self, k).to(device) for k in BATCH_FIELDS))
+
+
+BATCH_FIELDS = ("lit", "places", "reward_class", "exit_delay")
 
 
 def make_batch(game: GameSteps, steps: np.ndarray, cfg: RewardModelConfig) -> Batch:
-    return Batch(lit=torch.from_numpy(game.windows(steps, cfg.context_frames)).float(),
+    lit, places = game.windows(steps, cfg.context_frames)
+    return Batch(lit=torch.from_numpy(lit).float(), places=torch.from_numpy(places),
                  reward_class=torch.from_numpy(game.reward_class[steps]),
                  exit_delay=torch.from_numpy(game.exit_delay[steps]))
 
@@ -232,16 +321,17 @@ def sample_batch(games: list[GameSteps], events: list[np.ndarray], cfg: RewardMo
         near = events[g]
         step = int(rng.choice(near)) if len(near) and rng.random() < event_share else int(rng.integers(lengths[g]))
         parts.append(make_batch(games[g], np.array([step]), cfg))
-    batch = Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in ("lit", "reward_class", "exit_delay")))
+    batch = Batch(*(torch.cat([getattr(p, k) for p in parts]) for k in BATCH_FIELDS))
     if mirror:
         flip = torch.from_numpy(rng.random(batch_size) < 0.5)
         batch.lit[flip] = batch.lit[flip].flip(-1)
+        batch.places[flip] = torch.from_numpy(mirror_places(batch.places[flip].numpy(), cfg.width))
     return batch
 
 
 def train_step(model: RewardModel, optimizer: torch.optim.Optimizer, batch: Batch) -> tuple[float, dict[str, float]]:
     model.train()
-    loss = model.loss(batch.lit, batch.reward_class, batch.exit_delay)
+    loss = model.loss(batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -253,8 +343,10 @@ def predict_game(model: RewardModel, game: GameSteps, batch_size: int = 256) -> 
     model.eval()
     steps = np.arange(len(game.reward_class))
     device = next(model.parameters()).device
-    outs = [model.predict(torch.from_numpy(game.windows(steps[i:i + batch_size], model.config.context_frames))
-                          .float().to(device)) for i in range(0, len(steps), batch_size)]
+    outs = []
+    for i in range(0, len(steps), batch_size):
+        lit, places = game.windows(steps[i:i + batch_size], model.config.context_frames)
+        outs.append(model.predict(torch.from_numpy(lit).float().to(device), torch.from_numpy(places).to(device)))
     return StepOutcome(*(torch.cat([getattr(o, k) for o in outs]).cpu() for k in ("reward", "exit_delay")))
 
 

@@ -26,8 +26,9 @@ def run_training(progress: Progress, num_steps: int, flags: RunFlags, out_dir: P
                  train_step: Callable[[], tuple[float, Metrics]], evaluate: Callable[[], Metrics],
                  score: Callable[[Metrics], float], save: Callable[[Path, Metrics], None], shown: str) -> Metrics:
     """Train from ``progress.step`` to ``num_steps``: ``train_step`` makes one step and returns its loss
-    and metrics; every ``flags.eval_every`` steps ``evaluate`` gives the validation metrics, and a better
-    ``score`` than any before is saved to best.pt; every ``flags.save_every`` steps ``save`` writes
+    and metrics; every ``flags.eval_every`` steps ``evaluate`` gives the validation metrics, and a
+    ``score`` at least as good as any before is saved to best.pt (on a tie the later weights, trained
+    longer, win: a small validation set can be right throughout); every ``flags.save_every`` steps ``save`` writes
     latest.pt. Returns the last validation metrics (validating once if the run had no steps left);
     the progress bar shows the loss and the validation metric ``shown``."""
     latest, best = out_dir / "latest.pt", out_dir / "best.pt"
@@ -35,7 +36,7 @@ def run_training(progress: Progress, num_steps: int, flags: RunFlags, out_dir: P
     def validate() -> Metrics:
         result = evaluate()
         log.log(progress.step, result)
-        if score(result) > progress.best_score:
+        if score(result) >= progress.best_score:
             progress.best_score = score(result)
             save(best, result)
         return result

@@ -38,8 +38,8 @@ from models.cli import UserError
 from models.episodes import EpisodeError, load_episode
 from models.figures import pyplot, save_figure
 from models.latent_action import ROLLOUT_STEPS, LatentActionModel, inferred_codes, rollout
-from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, LEFT, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES, NeuralBreakoutEnv,
-                               checkpoint_folder, paired_rollout, real_opening)
+from models.neural_env import (ACTION_MEMORY, ACTION_NAMES, CLEANER_FILE, LEFT, MAPPER_FILES, REWARD_FILE, RIGHT,
+                               WORLD_MODEL_FILES, NeuralBreakoutEnv, checkpoint_folder, paired_rollout, real_opening)
 from models.players import held_actions
 
 REPORT_STEPS = (1, 5, 20, 100)
@@ -376,13 +376,15 @@ def evaluate(env: NeuralBreakoutEnv, settings: EvaluationSettings, rng: np.rando
 # ------------------------------------------------------------------------------- outputs
 
 def checkpoint_files(checkpoint_dir: str | os.PathLike) -> dict[str, str | None]:
-    """The files the neural environment loads from ``checkpoint_dir`` (its order of preference)."""
+    """The files the neural environment loads from ``checkpoint_dir`` (its order of preference); the
+    optional ones are None where the folder lacks them, and the cleaner is used only with --clean_frames."""
     folder = checkpoint_folder(checkpoint_dir)
 
     def first(names: tuple[str, ...]) -> str | None:
         return next((str(folder / n) for n in names if (folder / n).is_file()), None)
 
-    return {"world_model": first(WORLD_MODEL_FILES), "mapper": first(MAPPER_FILES)}
+    return {"world_model": first(WORLD_MODEL_FILES), "mapper": first(MAPPER_FILES),
+            "frame_cleaner": first((CLEANER_FILE,)), "reward_model": first((REWARD_FILE,))}
 
 
 def report(evaluation: Evaluation, settings: dict[str, Any], checkpoints: dict[str, str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import pytest
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.breakout_objects import (BALL_PADDLE_RGB, BRICK_ROWS, FIELD_X, NUM_BRICKS, ball_position,
-                                     ball_present, bricks_remaining, paddle_x)
+                                     ball_present, bricks_remaining, paddle_ends, paddle_width, paddle_x)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,8 @@ def test_start_of_game(frames: np.ndarray) -> None:
     assert bricks_remaining(frames[0]) == NUM_BRICKS
     assert not ball_present(frames[0])
     assert FIELD_X[0] < paddle_x(frames[0]) < FIELD_X[1]
+    left, right = paddle_ends(frames[0])
+    assert right - left + 1 == paddle_width(frames[0]) and (left + right) / 2 == paddle_x(frames[0])
 
 
 def test_served_ball_is_found_and_moves(frames: np.ndarray) -> None:
@@ -34,6 +36,7 @@ def test_served_ball_is_found_and_moves(frames: np.ndarray) -> None:
 
 def test_batch_agrees_with_single_frames(frames: np.ndarray) -> None:
     np.testing.assert_array_equal(paddle_x(frames), [paddle_x(f) for f in frames])
+    np.testing.assert_array_equal(paddle_ends(frames), [paddle_ends(f) for f in frames])
     np.testing.assert_array_equal(ball_position(frames), [ball_position(f) for f in frames])
     np.testing.assert_array_equal(bricks_remaining(frames), [bricks_remaining(f) for f in frames])
 
@@ -46,6 +49,7 @@ def test_hand_edited_frames(frames: np.ndarray) -> None:
     np.testing.assert_allclose(ball_position(frame), [121.5, 50.5])
     black = np.zeros_like(frame)
     assert np.isnan(paddle_x(black)) and not ball_present(black) and bricks_remaining(black) == 0
+    assert np.isnan(paddle_ends(black)).all()
 
 
 def test_ball_inside_the_brick_band_is_found_by_its_partly_lit_cell():

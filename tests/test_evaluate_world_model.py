@@ -30,7 +30,8 @@ def test_emulator_evaluation_writes_everything(tiny_dir: Path, tmp_path: Path, c
     assert report["source"] == "emulator" and report["starts"] == ["seed 0", "seed 1"]
     assert report["settings"]["steps"] == 5 and report["settings"]["device"] == "cpu"
     assert report["checkpoints"] == {"world_model": str(tiny_dir / "latent_action.pt"),
-                                     "mapper": str(tiny_dir / "action_to_latent.pt")}
+                                     "mapper": str(tiny_dir / "action_to_latent.pt"),
+                                     "frame_cleaner": None, "reward_model": None}
     assert set(report["at_steps"]) == {"1", "5"}
     for name in ("model", "copy_last_frame"):
         row = report["at_steps"]["1"][name]

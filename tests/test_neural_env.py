@@ -17,7 +17,7 @@ from models.atari import make_rgb_env
 from models.breakout_objects import BALL_PADDLE_RGB, BALL_ROWS, ball_present
 from models.checkpoint import CheckpointError
 from models.cli import UserError
-from tiny_models import write_fixed_reward_model, write_tiny_checkpoints
+from tiny_models import write_ball_reward_model, write_fixed_reward_model, write_tiny_checkpoints
 from models.neural_env import (ACTION_MEMORY, ENV_ID, FIRE, LEFT, NOOP, REWARD_FILE, RIGHT, SERVE_WAIT, NeuralBreakoutEnv,
                                NeuralEnvError, held_fire_as_press, paired_rollout, real_opening, real_start)
 
@@ -299,6 +299,21 @@ def test_rewards_lives_and_game_over_come_from_the_reward_model(tmp_path: Path, 
     quiet.reset(seed=0, options={"frames": start_frames})
     _, reward, terminated, _, info = quiet.step(NOOP)
     assert (reward, terminated, info["lives"], info["score"]) == (0.0, False, 5, 0.0)  # a new game's lives
+
+
+def test_a_reward_model_that_reads_places_reads_those_of_the_drawn_frame(tmp_path: Path, tiny_dir: Path,
+                                                                          start_frames: np.ndarray) -> None:
+    folder = tiny_with_rewards(tmp_path, tiny_dir, reward_class=0, exit_delay=-1)
+    write_ball_reward_model(folder / REWARD_FILE)
+    steps = []
+    # the tiny model draws stray red pixels, read as a ball, when it samples; from black at temperature 0, none
+    for temperature, frames in ((1.0, start_frames), (0.0, np.zeros_like(start_frames))):
+        env = NeuralBreakoutEnv(folder, temperature=temperature)
+        env.reset(seed=0, options={"frames": frames})
+        steps += [env.step(action) for action in (FIRE, LEFT, RIGHT, NOOP)]
+        env.close()
+    shown = [bool(ball_present(obs)) for obs, *_ in steps]
+    assert [reward for _, reward, *_ in steps] == [float(s) for s in shown] and 0 < sum(shown) < len(shown)
 
 
 def test_a_life_is_counted_the_models_delay_after_the_ball_leaves(tmp_path: Path, tiny_dir: Path,

@@ -11,8 +11,10 @@ import torch
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models.cli import UserError
 from models.episodes import Episode, save_episode
-from models.reward_model import (LifeCounter, RewardModelConfig, count_lives, end_step, evaluate, event_steps,
-                                 exit_delays, game_steps, lit_frames, load_reward_model, matched)
+from models.reward_model import (TINY_CONFIG, GameSteps, LifeCounter, RewardModel, RewardModelConfig, count_lives,
+                                 end_step, evaluate, event_steps, exit_delays, fit_delay_table, game_steps,
+                                 lit_frames, load_reward_model, matched, mirror_places, object_places,
+                                 place_features)
 from tiny_models import write_fixed_reward_model
 
 
@@ -49,10 +51,73 @@ def test_targets_and_windows_from_an_episode() -> None:
     assert game.exit_delay.tolist() == [-1, -1, 1, -1, -1, -1, -1, 1, -1]
     assert game.ball_gone.tolist() == [True, False, False, False, False, True, False, False, False]
     assert game.game_over.tolist() == [False] * 8 + [True] and game.start_lives == 5
-    windows = game.windows(np.array([0, 4]), context_frames=2)   # frames t-1, t, t+1; the first repeated
-    assert windows.shape == (2, 3, 105, 80)
+    windows, places = game.windows(np.array([0, 4]), context_frames=2)   # frames t-1, t, t+1; the first repeated
+    assert windows.shape == (2, 3, 105, 80) and places.shape == (2, 3, 4)
+    assert places[1, 1:, :2].tolist() == [[151.5, 40.5]] * 2 and np.isnan(places[1, 0]).all()   # frame 3: no ball
+    assert np.isnan(places[..., 2:]).all()                                                      # nor a paddle
     assert [int(np.argmax(w.max(0))) for w in windows[0]] == [0, 0, 0]     # pixel x 0, 0, 1 -> cell 0
     assert [int(np.argmax(w.max(0))) for w in windows[1]] == [1, 2, 2]     # pixel x 3, 4, 5
+
+
+def test_places_of_a_mirrored_frame_are_the_mirrored_places() -> None:
+    frame = np.zeros((1, 210, 160, 3), np.uint8)
+    frame[0, 120:124, 30:32] = (200, 72, 72)           # the ball
+    frame[0, 189:193, 100:116] = (200, 72, 72)         # the paddle
+    places = object_places(frame)
+    assert places.tolist() == [[121.5, 30.5, 100, 115]]
+    np.testing.assert_array_equal(mirror_places(places, 160), object_places(frame[:, :, ::-1]))
+    np.testing.assert_array_equal(mirror_places(mirror_places(places, 160), 160), places)
+
+
+def test_places_reach_the_model_to_the_pixel() -> None:
+    places = torch.tensor([[[121.5, 30.5, float("nan"), float("nan")]]])
+    features = place_features(places)
+    moved = place_features(places + torch.tensor([0.0, 1.0, 0.0, 0.0]))
+    assert features.shape == (1, 8) and features[0, 4:].tolist() == [1, 1, 0, 0]   # shown: the ball, no paddle
+    assert (moved - features).abs().sum() > 0 and not torch.isnan(features).any()
+    model = RewardModel(RewardModelConfig(objects=True, context_frames=1, **TINY_CONFIG))
+    lit = torch.zeros(1, 2, 105, 80)
+    with pytest.raises(ValueError, match="pass object_places"):
+        model(lit)
+    assert model(lit, places.expand(1, 2, 4)).shape == (1, 4 + 12 + 2)
+
+
+def ball_rows_game(rows: list[float], lost_at: int) -> GameSteps:
+    """A game whose ball is at ``rows`` (NaN: not shown) and whose one life is lost on step ``lost_at``."""
+    places = np.full((len(rows), 4), np.nan, np.float32)
+    places[:, 0], places[:, 1] = rows, 80.0
+    life_lost = np.arange(len(rows) - 1) == lost_at
+    empty = np.zeros(len(rows) - 1, np.int64)
+    return GameSteps(lit=np.zeros((len(rows), 1, 1), np.uint8), places=places, reward_class=empty,
+                     exit_delay=empty - 1, ball_gone=life_lost, life_lost=life_lost, game_over=life_lost,
+                     start_lives=1)
+
+
+def test_the_delay_table_holds_each_keys_most_common_delay() -> None:
+    nan = float("nan")
+    games = [ball_rows_game([160, 170.5, 180.5, nan, nan, nan, nan, nan], lost_at=5),      # 3 steps after row 180.5
+             ball_rows_game([150, 170.5, 180.5, nan, nan, nan, nan, nan], lost_at=5),      # the same key
+             ball_rows_game([160, 170.5, 180.5, nan, nan, nan, nan, nan], lost_at=4),      # its rare delay, 2
+             ball_rows_game([167.5, nan, 180.5, nan, nan, nan, nan, 100], lost_at=6)]    # 2 frames apart; a new serve
+    assert fit_delay_table(games, max_delay=12) == [[180.5, 10.0, 1, 3.0], [180.5, 13.0, 2, 4.0]]
+    assert fit_delay_table(games, max_delay=3) == [[180.5, 10.0, 1, 3.0]]
+
+
+def test_the_table_sets_the_delay_of_an_exit_whose_key_it_holds() -> None:
+    cfg = RewardModelConfig(context_frames=4, delay_table=[[180.5, 10.0, 1, 3.0]], **TINY_CONFIG)
+    model = RewardModel(cfg)
+    with torch.no_grad():                           # an exit told at every step, counted at once
+        model.head[-1].weight.zero_()
+        model.head[-1].bias.fill_(-10.0)
+        model.head[-1].bias[len(cfg.reward_values) + 1] = 10.0
+    nan = float("nan")
+    places = torch.full((3, 5, 4), nan)
+    places[0, :, 0] = torch.tensor([160, 170.5, 180.5, nan, nan])    # last seen 1 frame before the step's: 3 - 1
+    places[1, :, 0] = torch.tensor([170.5, 180.5, nan, nan, nan])    # a frame earlier: 3 - 2
+    places[2, :, 0] = torch.tensor([165, 170, 182.5, nan, nan])    # a key the table lacks: the model's delay
+    lit = torch.zeros(3, 5, *cfg.input_shape)
+    assert model.predict(lit, places).exit_delay.tolist() == [2, 1, 0]
+    assert model.predict(lit).exit_delay.tolist() == [0, 0, 0]
 
 
 def test_a_reward_outside_the_classes_is_refused() -> None:

@@ -48,3 +48,23 @@ def write_fixed_reward_model(path: Path, reward_class: int, exit_delay: int = -1
         last.bias[len(model.config.reward_values) + 1 + exit_delay] = 10.0
     save_checkpoint(path, stage=STAGE, model=model, config=model.config, step=0)
     return path
+
+
+def write_ball_reward_model(path: Path) -> Path:
+    """A tiny reward model that reads the objects' places and gives 1 point on each step whose next
+    frame shows the ball, and never sees the ball leave: one hidden unit reads that frame's ball flag."""
+    from models.reward_model import STAGE, TINY_CONFIG, RewardModel, RewardModelConfig
+
+    model = RewardModel(RewardModelConfig(objects=True, **TINY_CONFIG))
+    first, last = model.head[0], model.head[-1]
+    newest_ball_flag = first.in_features - 8 + 4          # place_features: 4 places, then 4 flags, per frame
+    with torch.no_grad():
+        for layer in (first, last):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        first.weight[0, newest_ball_flag] = 20.0
+        last.weight[1, 0] = 1.0
+        last.bias[1] = -10.0                                   # 1 point where the flag is set
+        last.bias[len(model.config.reward_values)] = 10.0     # "no exit"
+    save_checkpoint(path, stage=STAGE, model=model, config=model.config, step=0)
+    return path
