@@ -29,6 +29,7 @@ from models.frame_dataset import palette_from_frames
 from models.latent_action import LatentActionModel, model_config
 from models.neural_env import (ACTION_NAMES, DEFAULT_CHECKPOINT_DIR, MAPPER_FILES, RIGHT, WORLD_MODEL_FILES,
                                NeuralBreakoutEnv, checkpoint_folder, real_start)
+from models.reward_model import object_places
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +81,8 @@ def time_steps(env: NeuralBreakoutEnv, repeats: int, seed: int = 0) -> dict[str,
             timings["frame_cleaner"] = time_call_both(lambda: env.cleaner.clean(context_idx[:, 1:], drawn), repeats)
         if env.reward_model is not None:
             drawn_rgb = env.world_model.to_rgb(drawn)                                # (1, H, W, 3)
-            timings["reward_model"] = time_call_both(lambda: env._outcome(drawn_rgb), repeats)
+            timings["reward_model"] = time_call_both(
+                lambda: env._outcome(drawn_rgb, object_places(drawn_rgb.cpu().numpy())), repeats)
     return timings
 
 

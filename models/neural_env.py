@@ -409,26 +409,27 @@ class NeuralBreakoutEnv(gym.Env):
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
             self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
         self._frame = nxt_rgb[0].cpu().numpy()
+        places = object_places(self._frame[None]) if self.fire_serves or self.reward_model is not None else None
         if self.fire_serves:                        # the count only the FIRE rule reads
-            self._without_ball = 0 if ball_present(self._frame) else self._without_ball + 1
+            self._without_ball = self._without_ball + 1 if np.isnan(places[0, 0]) else 0
         self._history = self._history[1:] + [action]
         self._step += 1
-        reward, terminated = self._outcome(nxt_rgb)
+        reward, terminated = self._outcome(nxt_rgb, places)
         truncated = self._step >= self.max_episode_steps
         info = {"step": self._step, "codes": codes[0].cpu().numpy().astype(np.int64), "lives": self.lives,
                 "score": self.score}
         return self._frame.copy(), reward, terminated, truncated, info
 
-    def _outcome(self, nxt_rgb: torch.Tensor) -> tuple[float, bool]:
-        """The reward model's reading of the step to the drawn frame (1, H, W, 3): reward and terminated;
-        the lives and the score move on."""
+    def _outcome(self, nxt_rgb: torch.Tensor, places: np.ndarray | None) -> tuple[float, bool]:
+        """The reward model's reading of the step to the drawn frame (1, H, W, 3), whose object_places
+        are ``places`` (1, 4): reward and terminated; the lives and the score move on."""
         if self.reward_model is None:
             return 0.0, False
         with torch.inference_mode():
             lit = torch.cat([self._lit, lit_frames(nxt_rgb, self.reward_model.config.pool)[:, None]], dim=1)
-            places = torch.cat([self._places, torch.from_numpy(object_places(self._frame[None]))[None]], dim=1)
-            outcome = self.reward_model.predict(lit, places.to(self.device))                       # (1,) each
-            self._lit, self._places = lit[:, 1:], places[:, 1:]
+            window = torch.cat([self._places, torch.from_numpy(places)[None]], dim=1)              # (1, R, 4)
+            outcome = self.reward_model.predict(lit, window.to(self.device))                       # (1,) each
+            self._lit, self._places = lit[:, 1:], window[:, 1:]
         reward, life_lost = float(outcome.reward[0]), self._life_counter.step(int(outcome.exit_delay[0]))
         self.score += reward
         self.lives = max(0, self.lives - life_lost)
