@@ -29,12 +29,18 @@ the objects look like and that they do not vanish, as the recordings show them.
   paddle is not falling past it, and is kept. The real ball never stands still (but at 0.1% of
   recorded steps, at the paddle): a ball is never redrawn where it was, and one the decoder draws
   there is moved to the likeliest other place, or, from ``LOST_ROW``, taken away.
-  In flight above the paddle's reach the real ball turns only on a brick or a wall and never slows
-  down; the decoder, which sees 4 frames, lets it slow after each turn (the neural ball moved 4 rows
-  a step where the emulator's moved 8) and sometimes turns it on nothing. So where the decoder draws
-  the ball slower than its speed (read over the ``SPEED_MEMORY`` frames a game keeps, up to
-  ``KEPT_SPEED``) or turned, and the path on is clear of bricks, the ball goes on at its speed: at the
-  likeliest column there, else straight on from where the decoder drew it."""
+  In flight above the paddle's reach the real ball turns only on a brick or a wall, never slows
+  down, and speeds up past ``KEPT_SPEED`` only as it breaks a brick of the top three rows; the
+  decoder, which sees 4 frames, lets it slow after each turn (the neural ball moved 4 rows a step
+  where the emulator's moved 8), speeds it up anywhere, and sometimes turns it on nothing. So where
+  the decoder draws the ball slower than its speed (read over the ``SPEED_MEMORY`` frames a game
+  keeps, up to ``KEPT_SPEED``), faster without such a brick, or turned, and the path on is clear of
+  bricks, the ball goes on at its speed: at the likeliest column there, else straight on from where
+  the decoder drew it. A ball the decoder loses in flight goes on the same way, at the likeliest
+  column (before, the likeliest place anywhere near often sent it back: a second bounce off the
+  paddle, a turn in mid-field). A rising ball that the decoder turns
+  back under a standing brick breaks it, where no brick went: it had turned in a broken brick's
+  gap as if the brick above were hit, and left that brick standing."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,6 +59,11 @@ BRICK_DRAWN_SHARE = 0.5   # a brick cell drawn at least this lit is drawn whole,
 # 7.8%, but in closed-loop play the neural game then lost 3.6 times the emulator's balls, not 2.0).
 CAUGHT_LOG_ODDS = -5.0
 KEPT_SPEED = 8     # rows a step: a ball is held to its speed up to this, faster is left to the decoder
+FASTEST_BALL = 14  # rows a step of the fastest recorded ball: a lost ball is redrawn at up to this speed
+# The real ball speeds up past KEPT_SPEED only as it breaks a brick of the top three rows (every such
+# speed-up of 8 emulator games x 1,000 steps); the decoder did so 8 times as often, anywhere.
+SPEED_UP_ROWS = 3
+SPEED_UP_STEPS = 3   # context frames back to look for that brick: the speed shows over the next two steps
 SPEED_MEMORY = 8   # frames a game keeps for the ball prior to read the ball's speed from
 
 
@@ -220,9 +231,12 @@ class BallPrior:
         """Frame (B, H, W) palette indices with the ball redrawn where needed, given the palette
         logits (B, K, H, W) and the context indices (B, C, H, W)."""
         rows, cols = slice(*BALL_ROWS), slice(*FIELD_X)
-        drawn, _ = self.ball_mask(indices[:, rows, cols])                          # (B, R, W)
+        drawn, drawn_standing = self.ball_mask(indices[:, rows, cols])             # (B, R, W) each
         frames = context.shape[:2]
         balls, standing = (m.unflatten(0, frames) for m in self.ball_mask(context[:, :, rows, cols].flatten(0, 1)))
+        top_rows = slice(self.band.start, self.band.start + SPEED_UP_ROWS * BRICK_SIZE[0])
+        sped_up = (standing[:, max(-SPEED_UP_STEPS, -frames[1]), top_rows]
+                   & ~drawn_standing[:, top_rows]).flatten(1).any(1)              # a top brick went lately
         centres = self.centre(balls.flatten(0, 1)).unflatten(0, frames)            # (B, C, 2) rows, columns
         before, bricks = balls[:, -1], standing[:, -1]                              # (B, R, W) each
         had = before.flatten(1).any(1)
@@ -238,17 +252,54 @@ class BallPrior:
         low = (last[:, 0] >= LOST_ROW) & ~rising
         gone = still & low                                                         # it fell past the paddle
         redraw = ~gone & ((had & still) | ((had | hidden) & ~self.one_ball(drawn)))
-        place = self.kept_flight(centres[..., 0], drawn, last)
+        place = self.kept_flight(centres[..., 0], drawn, last, sped_up)
         flying = had & ~gone & ~redraw & ~place[:, 0].isnan()
-        if not (gone | redraw | flying).any():
-            return indices
         out = indices.clone()
+        lost = self.lost_flight(centres[..., 0], last)
         for b in (gone | redraw).nonzero().flatten().tolist():
+            if redraw[b] and not lost[b, 0].isnan():
+                moved = self.fly_on(out[b], logits[b], last[b], lost[b], bricks[b])
+                if not torch.equal(moved, out[b]):
+                    out[b] = moved
+                    continue
             out[b] = self.redraw(out[b], logits[b], last[b] if redraw[b] else None,
                                  least=CAUGHT_LOG_ODDS if low[b] else -torch.inf)
         for b in flying.nonzero().flatten().tolist():
             out[b] = self.fly_on(out[b], logits[b], last[b], place[b], bricks[b])
-        return out
+        return self.break_on_bounce(out, centres[..., 0], last, bricks)
+
+    def break_on_bounce(self, frames: torch.Tensor, centres: torch.Tensor, last: torch.Tensor,
+                        bricks: torch.Tensor) -> torch.Tensor:
+        """Frames (B, H, W) where a rising ball turned back down under a standing brick and no brick
+        went: that brick goes (the lowest one over the ball's columns, within ``BALL_REACH`` of its
+        top), as every such turn in the recordings breaks one. Given the ball's centre rows in the
+        context frames (B, C), its last centre (B, 2) and the standing bricks' pixels (B, R, W) of the
+        last context frame. The decoder turned the ball in a broken brick's gap as if the brick above
+        stood, and left the brick standing."""
+        way = (centres[:, -1] - centres[:, -2]).sign() if centres.shape[1] > 1 else torch.zeros_like(last[:, 0])
+        top = last[:, 0] - BALL_SIZE[0] / 2
+        near = (way < 0) & (top - BALL_REACH < BRICK_ROWS[1])
+        for b in near.nonzero().flatten().tolist():
+            field = frames[b, slice(*BALL_ROWS), slice(*FIELD_X)]
+            ball, standing = self.ball_mask(field[None])
+            now = self.centre(ball)[0]
+            if not now[0] > last[b, 0] or (bricks[b] & ~standing[0]).any():
+                continue
+            cells = to_cells(standing[:, self.band])[0].all(-1).all(-1)                 # (6, 18) standing
+            left = float(min(now[1], last[b, 1])) - FIELD_X[0] - BALL_SIZE[1] / 2
+            right = float(max(now[1], last[b, 1])) - FIELD_X[0] + BALL_SIZE[1] / 2
+            columns = torch.zeros(cells.shape[1], dtype=torch.bool, device=cells.device)
+            columns[max(int(left // BRICK_SIZE[1]), 0):int(right // BRICK_SIZE[1]) + 1] = True
+            bottoms = BRICK_ROWS[0] + BRICK_SIZE[0] * torch.arange(1, cells.shape[0] + 1, device=cells.device)
+            rows = (bottoms <= float(top[b]) + 1) & (bottoms >= float(top[b]) - BALL_REACH)
+            hit = cells & rows[:, None] & columns[None]
+            if not hit.any():
+                continue
+            r = int(hit.any(1).nonzero().max())
+            c = int(hit[r].nonzero()[0])
+            row0, col0 = BRICK_ROWS[0] + r * BRICK_SIZE[0], FIELD_X[0] + c * BRICK_SIZE[1]
+            frames[b, row0:row0 + BRICK_SIZE[0], col0:col0 + BRICK_SIZE[1]] = self.black
+        return frames
 
     def fly_on(self, frame: torch.Tensor, logits: torch.Tensor, last: torch.Tensor, place: torch.Tensor,
                bricks: torch.Tensor) -> torch.Tensor:
@@ -262,36 +313,54 @@ class BallPrior:
             return likeliest
         return self.redraw(frame, logits, last, at=place, blocked=bricks)
 
-    def kept_flight(self, centres: torch.Tensor, drawn: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def kept_flight(self, centres: torch.Tensor, drawn: torch.Tensor, last: torch.Tensor,
+                    sped_up: torch.Tensor) -> torch.Tensor:
         """(B, 2) row and column of the ball's centre where the decoder slowed or turned it in flight
-        (``fly_on`` checks that nothing is there to turn it on), given the ball's centre rows in the
-        context frames (B, C; NaN: none), its pixels drawn (B, R, W) and its last centre (B, 2): the
-        row its speed takes it to on its way, the column it was drawn at; NaN where it flies on as
-        drawn."""
+        (``fly_on`` checks that nothing is there to turn it on), or sped it up past ``KEPT_SPEED``
+        where no brick of the top three rows went (``sped_up``, (B,) bool: one did), given the ball's
+        centre rows in the context frames (B, C; NaN: none), its pixels drawn (B, R, W) and its last
+        centre (B, 2): the row its speed takes it to on its way, the column it was drawn at; NaN where
+        it flies on as drawn."""
         if centres.shape[1] < 2:
             return torch.full_like(last, float("nan"))
-        speed = self.flight_speed(centres)
+        speed, fast = self.flight_speed(centres), self.flight_speed(centres, FASTEST_BALL)
         mine = self.centre(drawn)
         now = mine[:, 0] - last[:, 0]
         way = (centres[:, -1] - centres[:, -2]).sign()                            # up -1, down 1 (NaN: unknown)
-        target = torch.stack([last[:, 0] + way * speed, mine[:, 1]], 1)
+        faster = (now.sign() == way) & (now.abs() > fast.clamp(min=KEPT_SPEED) + 1) & ~sped_up
+        target = torch.stack([last[:, 0] + way * torch.where(faster, fast, speed), mine[:, 1]], 1)
         above_paddle = (target[:, 0] + BALL_SIZE[0] / 2 < LOST_ROW) & (last[:, 0] < LOST_ROW)
-        off = (now.sign() != way) | (now.abs() < speed - 1)
+        off = (now.sign() != way) | (now.abs() < speed - 1) | faster
         kept = (way != 0) & ~way.isnan() & ~now.isnan() & (speed > 0) & off & above_paddle
         return torch.where(kept[:, None], target, torch.full_like(target, float("nan")))
 
+    def lost_flight(self, centres: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """(B, 2) the row (column NaN: any) a ball the decoder lost, or drew in pieces or standing
+        still, is redrawn at, given its centre rows in the context frames (B, C; NaN: none) and its
+        last centre (B, 2): on its way at its speed (``flight_speed``), rising (``fly_on`` checks that
+        no brick stands in its path) or falling short of the paddle; NaN where its way is not known.
+        Left to the likeliest place anywhere near, such a ball was often put back the way it came: a
+        second bounce off the paddle, or a turn in mid-field."""
+        if centres.shape[1] < 2:
+            return torch.full_like(last, float("nan"))
+        way = (centres[:, -1] - centres[:, -2]).sign()                            # up -1, down 1 (NaN: unknown)
+        row = last[:, 0] + way * self.flight_speed(centres, FASTEST_BALL)
+        kept = ((way < 0) | (row + BALL_SIZE[0] / 2 < LOST_ROW)) & (row != last[:, 0])
+        nan = torch.full_like(row, float("nan"))
+        return torch.stack([torch.where(kept, row, nan), nan], 1)
+
     @staticmethod
-    def flight_speed(centres: torch.Tensor) -> torch.Tensor:
+    def flight_speed(centres: torch.Tensor, most: float = KEPT_SPEED) -> torch.Tensor:
         """(B,) rows a step of the ball whose centre rows (B, C) the context frames show (NaN: none):
         the second-largest step since the ball was last out of view for two frames in a row (a step
-        cut short by a turn is smaller; one jump alone may be a redraw), at most ``KEPT_SPEED``."""
+        cut short by a turn is smaller; one jump alone may be a redraw), at most ``most``."""
         steps = centres.diff(dim=1).abs()                                          # (B, C-1)
         out_of_view = centres.isnan()
         gap = out_of_view[:, 1:] & out_of_view[:, :-1]                             # (B, C-1) two in a row
         after_gap = gap.flip(1).cumsum(1).flip(1) == 0                             # no such gap later on
         steps = steps.nan_to_num(0).masked_fill(~after_gap, 0)
         second = steps.topk(min(2, steps.shape[1]), dim=1).values[:, -1]
-        return second.clamp(max=KEPT_SPEED)
+        return second.clamp(max=most)
 
     def ball_mask(self, field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ball's pixels (B, R, W) in the field's palette indices (B, R, W): its colour outside the

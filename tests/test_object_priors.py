@@ -323,3 +323,43 @@ def test_a_ball_rising_off_the_paddle_is_never_taken_for_lost(game) -> None:
     bounced = [(169, 58), (177, 60), (185, 62), (181, 64)]
     drawn, palette, _ = flight_case(game, bounced, [((173, 66), 0.003)])       # log odds -5.8: a falling ball
     assert (drawn[173:177, 66:68] == palette.red).all()                       # that low would be gone
+
+
+def test_a_lost_ball_goes_on_its_way_at_its_speed_not_back_the_way_it_came(game) -> None:
+    rising = [(150, 60), (142, 62), (134, 64), (126, 66)]                      # 8 rows up, 2 columns right a step
+    back_down, palette, _ = flight_case(game, rising, [((130, 68), 0.4), ((118, 72), 0.2)])   # unsure of both
+    assert (back_down[118:122, 72:74] == palette.red).all()
+    assert (back_down[BRICK_ROWS[1]:PADDLE_ROWS[0]] == palette.red).sum() == 8
+    nowhere_else, _, _ = flight_case(game, rising, [((130, 68), 0.4)])     # no column likely on its way: any
+    assert (nowhere_else[118:122] == palette.red).sum() == 8 and (nowhere_else[130:134] != palette.red).all()
+    falling = [(100, 60), (108, 62), (116, 64), (124, 66)]
+    up_again, _, _ = flight_case(game, falling, [((120, 68), 0.4), ((132, 70), 0.2)])
+    assert (up_again[132:136, 70:72] == palette.red).all()
+    off_the_paddle = [(169, 58), (177, 60), (185, 62), (181, 64)]
+    no_second_bounce, _, _ = flight_case(game, off_the_paddle, [((185, 66), 0.4), ((173, 68), 0.2)])
+    assert (no_second_bounce[173:177, 68:70] == palette.red).all()
+    near_the_paddle = [(150, 60), (158, 62), (166, 64), (174, 66)]            # may have been missed: as before
+    low, _, _ = flight_case(game, near_the_paddle, [((170, 68), 0.4)])
+    assert (low[170:174, 68:70] == palette.red).all()
+
+
+def test_a_rising_ball_turned_back_under_a_standing_brick_breaks_it(game) -> None:
+    straight_up = [(121, 81), (113, 82), (105, 83), (97, 84)]                 # under brick (5, 9)
+    turned, palette, _ = flight_case(game, straight_up, [((99, 85), 0.9)])   # turned, and no brick went
+    assert (turned[87:93, 80:88] == palette.black).all()
+    assert (turned[99:103, 85:87] == palette.red).all()
+    broke, _, _ = flight_case(game, straight_up, [((99, 85), 0.9)], breaks=(5, 10))   # one went: no other
+    assert (broke[87:93, 80:88] != palette.black).all()
+    on_its_way, _, _ = flight_case(game, straight_up, [((89, 85), 0.9)], broken=[(5, 9)])   # up the gap
+    assert (on_its_way[81:87, 80:88] != palette.black).all()
+
+
+def test_a_ball_sped_up_past_8_rows_a_step_is_held_to_its_speed_unless_a_top_brick_went(game) -> None:
+    falling = [(108, 54), (116, 58), (124, 62), (132, 66)]                     # 8 rows a step
+    held, palette, _ = flight_case(game, falling, [((146, 70), 0.9), ((140, 70), 0.3)])
+    assert (held[140:144, 70:72] == palette.red).all() and (held[144:150, 70:72] != palette.red).all()
+    sped, _, _ = flight_case(game, falling, [((146, 70), 0.9), ((140, 70), 0.3)], breaks=(2, 3))
+    assert (sped[146:150, 70:72] == palette.red).all()
+    slow = [(108, 54), (112, 58), (116, 62), (120, 66)]                        # 4 a step: up to 8 is left as drawn
+    faster, _, _ = flight_case(game, slow, [((128, 70), 0.9)])
+    assert (faster[128:132, 70:72] == palette.red).all()
