@@ -25,6 +25,7 @@ from models.reward_model import (STAGE, RewardModel, RewardModelConfig, event_st
                                  game_steps, load_reward_model, sample_batch, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
+from models.scoreboard import DIGIT_ROWS, fit_glyphs
 from models.training_loop import Progress, run_training
 
 PLOT_KEYS = ["loss", "reward_recall", "reward_precision", "reward_class_accuracy", "life_recall", "life_precision",
@@ -74,12 +75,22 @@ def main(argv: list[str] | None = None) -> None:
                                   width=first.frames.shape[2], start_lives=int(first.lives[0]),
                                   game=recorded_game([f for files in folders for f in files]) or "Breakout")
 
-    def read(files: list[Path]) -> list:
-        return [game_steps(load_episode(f), model_cfg, str(f)) for f in tqdm(files, desc="reading games", leave=False)]
+    def read(files: list[Path], digits: list | None = None) -> list:
+        """The games' steps; with ``digits``, each game's top rows, rewards and lives added to it."""
+        games = []
+        for f in tqdm(files, desc="reading games", leave=False):
+            episode = load_episode(f)
+            games.append(game_steps(episode, model_cfg, str(f)))
+            if digits is not None:
+                digits.append((episode.frames[:, :DIGIT_ROWS[1]], episode.rewards, episode.lives))
+        return games
 
-    train, val = read(split.train), read(split.val)
+    digits: list = []
+    train, val = read(split.train, digits), read(split.val)
     events = [event_steps(g, model_cfg.exit_lag) for g in train]
     model_cfg.delay_table = fit_delay_table(train, model_cfg.max_delay)
+    model_cfg.digit_glyphs = fit_glyphs(digits)
+    del digits
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     progress = Progress()
     rng = seed_everything(cfg.seed)
@@ -95,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
                      resume_step=progress.step if resumed else None)
     print(f"{len(train)} training games ({sum(len(g.reward_class) for g in train)} steps), {len(val)} validation; "
           f"{sum(p.numel() for p in model.parameters()) / 1e3:.1f}k parameters on {device}; "
-          f"{len(model_cfg.delay_table)} keys of the ball's last sightings in the delay table")
+          f"{len(model_cfg.delay_table)} keys of the ball's last sightings in the delay table; "
+          f"{'all 10 digits read' if model_cfg.digit_glyphs else 'digits not read: the world model draws them'}")
 
     def save(path: Path, metrics: dict[str, float]) -> None:
         save_checkpoint(path, stage=STAGE, model=model, config=model_cfg, step=progress.step, metrics=metrics,

@@ -37,6 +37,7 @@ from models.latent_action import LatentActionModel, load_latent_action_model
 from models.object_priors import SPEED_MEMORY
 from models.reward_model import LifeCounter, RewardModel, lit_frames, load_reward_model, object_places
 from models.runtime import pick_device
+from models.scoreboard import Scoreboard
 
 ENV_ID = "NeuralBreakout-v0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -205,7 +206,8 @@ class NeuralBreakoutEnv(gym.Env):
     which reads the drawn frames: ``reward`` is the step's points, ``info["lives"]`` and
     ``info["score"]`` are kept like ALE's (a life is lost the model's delay after it saw the ball leave,
     ``LifeCounter``), and ``terminated`` is True when the last life is lost, or at every lost life with
-    ``terminal_on_life_loss``. Without
+    ``terminal_on_life_loss``. Where the reward model carries Breakout's digits (``models.scoreboard``),
+    each drawn frame shows the score and the lives it counted, before the frame is fed back. Without
     that file ``reward`` is always 0.0 and ``terminated`` always False (a warning says so once). An
     episode is ``truncated`` after ``max_episode_steps`` steps. ``info`` also holds ``step`` (steps
     since reset) and ``codes`` (the latent action used, int64 (num_latents,)). With a frame cleaner
@@ -218,8 +220,9 @@ class NeuralBreakoutEnv(gym.Env):
     standing start) lists the actions that led to given frames, oldest first: Breakout's paddle is
     still finishing the last moves, so they shape the first steps. A FIRE held over several steps
     reaches the map as a fresh press (``held_fire_as_press``). The options ``lives`` and ``score`` give
-    the counters of given frames (default: a new game's lives, score 0); a start from the emulator
-    takes its lives, and its score is 0 (the opening is a serve, which scores nothing).
+    the counters of given frames (default: those the last frame shows where the scoreboard reads
+    them, else a new game's lives and score 0); a start from the emulator takes its lives, and the
+    score its frame shows.
 
     With ``fire_serves`` (on by default), FIRE pressed after ``SERVE_WAIT`` steps without a ball
     serves: the map's likeliest code among those the world model draws a ball with. Why: after the
@@ -255,6 +258,8 @@ class NeuralBreakoutEnv(gym.Env):
             cleaner = load_cleaner(checkpoint_dir, self.world_model, self.device)
         self.cleaner = cleaner if clean_frames else None
         self.reward_model = reward_model if models is not None else load_rewards(checkpoint_dir, self.device)
+        self.scoreboard = None if self.reward_model is None else Scoreboard.for_palette(
+            self.reward_model.config.digit_glyphs, self.world_model.config.palette)
         if not object_priors:
             self.world_model.object_priors = None
         self.terminal_on_life_loss = terminal_on_life_loss
@@ -319,6 +324,10 @@ class NeuralBreakoutEnv(gym.Env):
             emulator_seed = seed if seed is not None else int(self.np_random.integers(2 ** 31))
             (frames, history), start = self._emulator_opening(emulator_seed), "emulator"
             options.setdefault("lives", self._emulator.unwrapped.ale.lives())
+        shown = self.scoreboard.read(np.asarray(frames[-1])) if self.scoreboard is not None else None
+        if shown is not None:                           # the counters the start frame shows
+            options.setdefault("score", shown[0])
+            options.setdefault("lives", shown[1])
         self.lives = self._check_count(options.get("lives", self.reward_model.config.start_lives
                                                    if self.reward_model else 0), "lives")
         self.score = float(self._check_count(options.get("score", 0), "score"))
@@ -406,15 +415,21 @@ class NeuralBreakoutEnv(gym.Env):
                 nxt = self.cleaner.clean(self._indices[:, -self.context_length:][:, 1:], nxt)
             nxt = nxt.to(torch.uint8)
             nxt_rgb = self.world_model.to_rgb(nxt)                                                  # (1, H, W, 3)
-            self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
-            self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
-        self._frame = nxt_rgb[0].cpu().numpy()
-        places = object_places(self._frame[None]) if self.fire_serves or self.reward_model is not None else None
+        drawn = nxt_rgb[0].cpu().numpy()
+        places = object_places(drawn[None]) if self.fire_serves or self.reward_model is not None else None
         if self.fire_serves:                        # the count only the FIRE rule reads
             self._without_ball = self._without_ball + 1 if np.isnan(places[0, 0]) else 0
         self._history = self._history[1:] + [action]
         self._step += 1
         reward, terminated = self._outcome(nxt_rgb, places)
+        with torch.inference_mode():
+            if self.scoreboard is not None:         # the counts on screen, as the reward model reads them next
+                nxt = self.scoreboard.draw(nxt, self.score, self.lives)
+                nxt_rgb = self.world_model.to_rgb(nxt)
+                self._lit[:, -1] = lit_frames(nxt_rgb, self.reward_model.config.pool)[0]
+            self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
+            self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
+        self._frame = nxt_rgb[0].cpu().numpy()
         truncated = self._step >= self.max_episode_steps
         info = {"step": self._step, "codes": codes[0].cpu().numpy().astype(np.int64), "lives": self.lives,
                 "score": self.score}

@@ -57,6 +57,9 @@ class RewardModelConfig:
     # (last row, last step, frames between the last two sightings, steps from the last sighting to the
     # count): the most common delay of each key in the training games (fit_delay_table)
     delay_table: list[list[float]] = field(default_factory=list)
+    # The score's and the lives' digits as the recordings show them (models/scoreboard.py fit_glyphs):
+    # the neural game draws its counts with them. Empty: the digits are left to the world model.
+    digit_glyphs: list[list[int]] = field(default_factory=list)
     game: str = "Breakout"
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +34,15 @@ def tiny_dir(tmp_path_factory):
     from tiny_models import write_tiny_checkpoints
 
     return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def start_frames() -> np.ndarray:
+    """The first 5 frames of a real game (seed 1): (5, H, W, 3)."""
+    from models.atari import make_rgb_env
+    from models.neural_env import real_start
+
+    emulator = make_rgb_env()
+    frames = real_start(emulator, 5, seed=1)
+    emulator.close()
+    return frames

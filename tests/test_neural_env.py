@@ -17,19 +17,11 @@ from models.atari import make_rgb_env
 from models.breakout_objects import BALL_PADDLE_RGB, BALL_ROWS, ball_present
 from models.checkpoint import CheckpointError
 from models.cli import UserError
-from tiny_models import write_ball_reward_model, write_fixed_reward_model, write_tiny_checkpoints
+from tiny_models import tiny_with_rewards, write_ball_reward_model, write_fixed_reward_model, write_tiny_checkpoints
 from models.neural_env import (ACTION_MEMORY, ENV_ID, FIRE, LEFT, NOOP, REWARD_FILE, RIGHT, SERVE_WAIT, NeuralBreakoutEnv,
                                NeuralEnvError, held_fire_as_press, paired_rollout, real_opening, real_start)
 
 H, W = 210, 160
-
-
-@pytest.fixture(scope="module")
-def start_frames() -> np.ndarray:
-    emulator = make_rgb_env()
-    frames = real_start(emulator, 5, seed=1)
-    emulator.close()
-    return frames  # (5, H, W, 3)
 
 
 @pytest.fixture(scope="module")
@@ -272,15 +264,6 @@ def test_paired_rollout_starts_both_from_the_same_frames(env: NeuralBreakoutEnv)
     assert np.array_equal(start, pair.start)
     assert np.array_equal(emulator.step(2)[0], pair.real[0])
     emulator.close()
-
-
-def tiny_with_rewards(folder: Path, tiny_dir: Path, reward_class: int, exit_delay: int) -> Path:
-    """The tiny world model and mapper with a reward model that says the same about every step."""
-    folder.mkdir(exist_ok=True)
-    for name in ("latent_action.pt", "action_to_latent.pt"):
-        (folder / name).write_bytes((tiny_dir / name).read_bytes())
-    write_fixed_reward_model(folder / REWARD_FILE, reward_class, exit_delay)
-    return folder
 
 
 def test_rewards_lives_and_game_over_come_from_the_reward_model(tmp_path: Path, tiny_dir: Path,

@@ -68,3 +68,14 @@ def write_ball_reward_model(path: Path) -> Path:
         last.bias[len(model.config.reward_values)] = 10.0     # "no exit"
     save_checkpoint(path, stage=STAGE, model=model, config=model.config, step=0)
     return path
+
+
+def tiny_with_rewards(folder: Path, tiny_dir: Path, reward_class: int, exit_delay: int) -> Path:
+    """The tiny world model and mapper with a reward model that says the same about every step."""
+    from models.neural_env import REWARD_FILE
+
+    folder.mkdir(exist_ok=True)
+    for name in ("latent_action.pt", "action_to_latent.pt"):
+        (folder / name).write_bytes((tiny_dir / name).read_bytes())
+    write_fixed_reward_model(folder / REWARD_FILE, reward_class, exit_delay)
+    return folder
