@@ -38,9 +38,9 @@ the objects look like and that they do not vanish, as the recordings show them.
   bricks, the ball goes on at its speed: at the likeliest column there, else straight on from where
   the decoder drew it. A ball the decoder loses in flight goes on the same way, at the likeliest
   column (before, the likeliest place anywhere near often sent it back: a second bounce off the
-  paddle, a turn in mid-field). A rising ball that the decoder turns
-  back under a standing brick breaks it, where no brick went: it had turned in a broken brick's
-  gap as if the brick above were hit, and left that brick standing."""
+  paddle, a turn in mid-field). A rising ball that the decoder turns back under a standing brick
+  breaks it, where no brick went: it had turned in a broken brick's gap as if the brick above were
+  hit, and left that brick standing."""
 from __future__ import annotations
 
 import numpy as np
