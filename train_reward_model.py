@@ -25,7 +25,7 @@ from models.reward_model import (STAGE, RewardModel, RewardModelConfig, event_st
                                  game_steps, load_reward_model, sample_batch, train_step)
 from models.run_log import MetricsLog, plot_metrics
 from models.runtime import pick_device, seed_everything, warmup_cosine
-from models.scoreboard import DIGIT_ROWS, fit_glyphs
+from models.scoreboard import DIGIT_ROWS, GlyphReader
 from models.training_loop import Progress, run_training
 
 PLOT_KEYS = ["loss", "reward_recall", "reward_precision", "reward_class_accuracy", "life_recall", "life_precision",
@@ -75,22 +75,21 @@ def main(argv: list[str] | None = None) -> None:
                                   width=first.frames.shape[2], start_lives=int(first.lives[0]),
                                   game=recorded_game([f for files in folders for f in files]) or "Breakout")
 
-    def read(files: list[Path], digits: list | None = None) -> list:
-        """The games' steps; with ``digits``, each game's top rows, rewards and lives added to it."""
+    def read(files: list[Path], digits: GlyphReader | None = None) -> list:
+        """The games' steps; with ``digits``, each game's digits counted too."""
         games = []
         for f in tqdm(files, desc="reading games", leave=False):
             episode = load_episode(f)
             games.append(game_steps(episode, model_cfg, str(f)))
             if digits is not None:
-                digits.append((episode.frames[:, :DIGIT_ROWS[1]], episode.rewards, episode.lives))
+                digits.add(episode.frames[:, :DIGIT_ROWS[1]], episode.rewards, episode.lives)
         return games
 
-    digits: list = []
+    digits = GlyphReader()
     train, val = read(split.train, digits), read(split.val)
     events = [event_steps(g, model_cfg.exit_lag) for g in train]
     model_cfg.delay_table = fit_delay_table(train, model_cfg.max_delay)
-    model_cfg.digit_glyphs = fit_glyphs(digits)
-    del digits
+    model_cfg.digit_glyphs = digits.glyphs()
     resumed = load_checkpoint(latest, stage=STAGE) if cfg.resume else None
     progress = Progress()
     rng = seed_everything(cfg.seed)

@@ -46,24 +46,39 @@ def from_rows(rows: list[int]) -> np.ndarray:
     return (np.asarray(rows, dtype=np.int64)[:, None] >> bits & 1).astype(bool)
 
 
-def fit_glyphs(games: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[list[int]]:
-    """Digit glyphs from recorded games, each (frames (T + 1, H, W, 3) uint8, rewards (T,), lives
-    (T + 1,) or (T,)): for each digit 0-9 the cell most often shown where it is due (``to_rows``);
-    empty where some digit was never shown steadily (the env then leaves the digits to the decoder)."""
-    seen: dict[int, Counter] = defaultdict(Counter)
-    for frames, rewards, lives in games:
+class GlyphReader:
+    """Counts, game by game, the cell each digit place shows where its digit is due; ``glyphs`` then
+    gives each digit's most common cell. Only the counts are kept, not the frames."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, Counter] = defaultdict(Counter)
+
+    def add(self, frames: np.ndarray, rewards: np.ndarray, lives: np.ndarray) -> None:
+        """One recorded game: frames (T + 1, H, W, 3) uint8 (the top ``DIGIT_ROWS[1]`` rows suffice),
+        rewards (T,), lives (T + 1,) or (T,)."""
         score = np.concatenate([[0.0], np.cumsum(rewards)]).astype(np.int64)
-        steady = np.flatnonzero(score[STEADY_STEPS:len(frames)] == score[:len(frames) - STEADY_STEPS]) + STEADY_STEPS
-        if not len(steady):
-            continue
+        n = len(frames)
+        steady = np.flatnonzero(score[STEADY_STEPS:n] == score[:n - STEADY_STEPS]) + STEADY_STEPS
         cells = digit_cells(frames[steady].max(-1) > 0)
         for cell, t in zip(cells, steady):
             for place, digit in zip(cell, shown_digits(int(score[t]), int(lives[min(t, len(lives) - 1)]))):
-                seen[digit][place.tobytes()] += 1
-    if set(seen) != set(range(10)):
-        return []
-    shape = (DIGIT_ROWS[1] - DIGIT_ROWS[0], DIGIT_WIDTH)
-    return [to_rows(np.frombuffer(seen[d].most_common(1)[0][0], dtype=bool).reshape(shape)) for d in range(10)]
+                self.seen[digit][place.tobytes()] += 1
+
+    def glyphs(self) -> list[list[int]]:
+        """For each digit 0-9 its most common cell (``to_rows``); empty where some digit was never
+        shown steadily (the env then leaves the digits to the decoder)."""
+        if set(self.seen) != set(range(10)):
+            return []
+        shape = (DIGIT_ROWS[1] - DIGIT_ROWS[0], DIGIT_WIDTH)
+        return [to_rows(np.frombuffer(self.seen[d].most_common(1)[0][0], dtype=bool).reshape(shape)) for d in range(10)]
+
+
+def fit_glyphs(games: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[list[int]]:
+    """``GlyphReader.glyphs`` of recorded games, each (frames, rewards, lives) as ``GlyphReader.add`` takes."""
+    reader = GlyphReader()
+    for game in games:
+        reader.add(*game)
+    return reader.glyphs()
 
 
 class Scoreboard:
@@ -80,17 +95,14 @@ class Scoreboard:
 
     def __init__(self, glyphs: list[list[int]], lit_colour: int, black: int):
         self.glyphs = np.stack([from_rows(g) for g in glyphs])                     # (10, 10, 12) bool
-        self.lit_colour, self.black = lit_colour, black
-        self._cells = torch.from_numpy(self.glyphs)
+        self._cells = torch.from_numpy(np.where(self.glyphs, lit_colour, black))   # (10, 10, 12) palette indices
 
     def draw(self, indices: torch.Tensor, score: float, lives: int) -> torch.Tensor:
         """Frames (B, H, W) palette indices with every digit place showing ``score`` and ``lives``."""
         out = indices.clone()
-        rows = slice(*DIGIT_ROWS)
+        cells = self._cells.to(device=indices.device, dtype=indices.dtype)
         for column, digit in zip(PLACES, shown_digits(int(score), int(lives))):
-            cell = self._cells[digit].to(indices.device)
-            out[:, rows, column:column + DIGIT_WIDTH] = torch.where(
-                cell, torch.tensor(self.lit_colour, dtype=indices.dtype), torch.tensor(self.black, dtype=indices.dtype))
+            out[:, slice(*DIGIT_ROWS), column:column + DIGIT_WIDTH] = cells[digit]
         return out
 
     def read(self, frame: np.ndarray) -> tuple[int, int] | None:
