@@ -254,11 +254,12 @@ def test_a_low_ball_out_of_view_for_one_frame_comes_back_where_likely(game) -> N
 
 
 def flight_case(game, path: list[tuple[int, int]], drawn_at: list[tuple[tuple[int, int], float]],
-                broken: list[tuple[int, int]] = (), breaks: tuple[int, int] | None = None) -> tuple[np.ndarray, Palette, dict]:
+                broken: list[tuple[int, int]] = (), breaks: tuple[int, int] | None = None,
+                went: tuple[int, int] | None = None) -> tuple[np.ndarray, Palette, dict]:
     """Context whose frames show the ball at each of ``path`` (top-left row, column), one a frame, with
-    the brick cells ``broken`` (row, column of the cell) gone; a decoder that draws the cell ``breaks``
-    gone too and gives the ball probability p at each of ``drawn_at`` ((row, column), p), in the
-    row colours of the last frame."""
+    the brick cells ``broken`` (row, column of the cell) gone, and the cell ``went`` gone from the last
+    frame; a decoder that draws the cell ``breaks`` gone too and gives the ball probability p at each
+    of ``drawn_at`` ((row, column), p), in the row colours of the last frame."""
     context, indexer = game
     palette = Palette.of(indexer.palette)
     colour = {tuple(rgb): i for i, rgb in enumerate(indexer.palette.tolist())}
@@ -268,6 +269,9 @@ def flight_case(game, path: list[tuple[int, int]], drawn_at: list[tuple[tuple[in
     for at in broken:
         empty[cell(*at)] = palette.black
     before = np.stack([draw_ball(empty, palette, *at) for at in path])
+    if went is not None:
+        empty[cell(*went)] = palette.black
+        before[-1][cell(*went)] = palette.black
     next_frame = empty.copy()
     if breaks is not None:
         next_frame[cell(*breaks)] = palette.black
@@ -352,6 +356,28 @@ def test_a_rising_ball_turned_back_under_a_standing_brick_breaks_it(game) -> Non
     assert (broke[87:93, 80:88] != palette.black).all()
     on_its_way, _, _ = flight_case(game, straight_up, [((89, 85), 0.9)], broken=[(5, 9)])   # up the gap
     assert (on_its_way[81:87, 80:88] != palette.black).all()
+
+
+def test_a_ball_that_broke_a_brick_bounces_off_it(game) -> None:
+    fast_up = [(133, 81), (121, 82), (109, 83), (97, 84)]                      # 12 a step; brick (5, 9) went at the last
+    into_the_gap = [((89, 85), 0.9), ((105, 85), 0.3), ((109, 85), 0.3)]
+    bounced, palette, colour = flight_case(game, fast_up, into_the_gap, went=(5, 9))
+    assert (bounced[109:113, 85:87] == palette.red).all() and (bounced[89:93, 85:87] != colour[BRICK_ROW_RGB[5]]).all()
+    assert (bounced[81:87, 80:88] != palette.black).all()                     # and broke no other
+    already_down = [(113, 82), (105, 83), (97, 84), (101, 85)]
+    on_down, _, _ = flight_case(game, already_down, [((109, 86), 0.9), ((93, 86), 0.3)], went=(5, 9))
+    assert (on_down[109:113, 86:88] == palette.red).all()
+    rising = [(150, 60), (142, 62), (134, 64), (126, 66)]
+    far, _, _ = flight_case(game, rising, [((118, 68), 0.9), ((134, 68), 0.3)], went=(0, 1))   # not its brick
+    assert (far[118:122, 68:70] == palette.red).all()
+
+
+def test_a_ball_that_broke_a_brick_of_the_top_three_rows_bounces_off_it_at_full_speed(game) -> None:
+    up_the_gap = [(99, 81), (91, 82), (83, 83), (75, 84)]                      # 8 a step; brick (2, 9) went at the last
+    drawn_at = [((67, 85), 0.9), ((83, 85), 0.3), ((89, 85), 0.3)]
+    sped, _, colour = flight_case(game, up_the_gap, drawn_at, broken=[(5, 9), (4, 9), (3, 9)], went=(2, 9))
+    assert (sped[89:93, 85:87] == colour[BRICK_ROW_RGB[5]]).all()             # 14 rows down, not 8
+    assert (sped[83:87, 85:87] != colour[BRICK_ROW_RGB[4]]).all()
 
 
 def test_a_ball_sped_up_past_8_rows_a_step_is_held_to_its_speed_unless_a_top_brick_went(game) -> None:
