@@ -42,7 +42,8 @@ the objects look like and that they do not vanish, as the recordings show them.
   breaks it, where no brick went: it had turned in a broken brick's gap as if the brick above were
   hit, and left that brick standing. And a ball bounces off the brick it breaks, as the real one
   does (the decoder let it fly on into the gap and break the bricks above in the same rise), at its
-  full speed, or at ``FASTEST_BALL`` off a brick of the top three rows."""
+  full speed, or at ``FASTEST_BALL`` off a brick of the top three rows. Away from the paddle and the
+  side walls it keeps its sideways step, as the real ball does, also where it turns on a brick."""
 from __future__ import annotations
 
 import numpy as np
@@ -270,7 +271,36 @@ class BallPrior:
                                  least=CAUGHT_LOG_ODDS if low[b] else -torch.inf)
         for b in flying.nonzero().flatten().tolist():
             out[b] = self.fly_on(out[b], logits[b], last[b], place[b], bricks[b])
+        out = self.keep_sideways(out, logits, centres, bricks)
         return self.break_on_bounce(out, last, way, bricks)
+
+    def keep_sideways(self, frames: torch.Tensor, logits: torch.Tensor, centres: torch.Tensor,
+                      bricks: torch.Tensor) -> torch.Tensor:
+        """Frames (B, H, W) with a ball in flight that is drawn off its sideways step moved back onto
+        it, in the row it is drawn in, where the path there is clear of bricks, given the palette
+        logits (B, K, H, W), the ball's centres (B, C, 2) in the context frames and the standing bricks'
+        pixels (B, R, W) of the last one. Above the paddle's rows and away from the side walls the
+        real ball moves as many columns each step as the step before (99.9% of 4,698 steps of 8
+        emulator games; 95% at a turn on a brick or the top wall); the decoder's changed its sideways
+        step in 12% of such steps and at 55% of its turns, so its ball wore the wall down elsewhere."""
+        if centres.shape[1] < 2:
+            return frames
+        before, last = centres[:, -2], centres[:, -1]
+        step = last[:, 1] - before[:, 1]
+        column = last[:, 1] + step
+        margin = step.abs() + BALL_SIZE[1]
+        inside = torch.ones_like(step, dtype=torch.bool)
+        for col in (before[:, 1], column):
+            inside &= (col - margin >= FIELD_X[0]) & (col + margin <= FIELD_X[1])
+        flying = inside & (before[:, 0] < LOST_ROW) & (last[:, 0] < LOST_ROW)
+        for b in flying.nonzero().flatten().tolist():
+            ball, _ = self.ball_mask(frames[b, slice(*BALL_ROWS), slice(*FIELD_X)][None])
+            now = self.centre(ball)[0]
+            if not now[0] < LOST_ROW or (now[1] - column[b]).abs() < 1:
+                continue
+            place = torch.stack([now[0], column[b]])
+            frames[b] = self.redraw(frames[b], logits[b], last[b], at=place, blocked=bricks[b])
+        return frames
 
     @staticmethod
     def bricks_hit(centres: torch.Tensor, standing: torch.Tensor) -> torch.Tensor:

@@ -288,13 +288,12 @@ def flight_case(game, path: list[tuple[int, int]], drawn_at: list[tuple[tuple[in
 
 def test_a_ball_in_flight_keeps_its_speed(game) -> None:
     falling = [(108, 54), (116, 58), (124, 62), (132, 66)]                      # 8 rows a step
-    slowed, palette, _ = flight_case(game, falling, [((136, 70), 0.9), ((140, 74), 0.3)])
-    assert (slowed[140:144, 74:76] == palette.red).all() and (slowed[136:140, 70:72] != palette.red).all()
-    unlikely, _, _ = flight_case(game, falling, [((136, 70), 0.9), ((140, 74), 0.001)])   # log odds -6.9: ...
+    slowed, palette, _ = flight_case(game, falling, [((136, 70), 0.9), ((140, 70), 0.3)])
+    assert (slowed[140:144, 70:72] == palette.red).all() and (slowed[136:140, 70:72] != palette.red).all()
+    unlikely, _, _ = flight_case(game, falling, [((136, 70), 0.9), ((140, 70), 0.001)])   # log odds -6.9: ...
     assert (unlikely[140:144, 70:72] == palette.red).all() and (unlikely[136:140, 70:72] != palette.red).all()
-    assert (unlikely[140:144, 74:76] != palette.red).all()                     # ... at its speed below where drawn
-    turned, _, _ = flight_case(game, falling, [((128, 70), 0.9), ((140, 74), 0.3)])      # turned on nothing:
-    assert (turned[140:144, 74:76] == palette.red).all() and (turned[128:132, 70:72] != palette.red).all()   # on
+    turned, _, _ = flight_case(game, falling, [((128, 70), 0.9), ((140, 70), 0.3)])      # turned on nothing:
+    assert (turned[140:144, 70:72] == palette.red).all() and (turned[128:132, 70:72] != palette.red).all()   # on
     bounced = [(128, 40), (120, 44), (112, 48), (104, 52), (100, 56), (104, 60), (108, 64), (112, 68)]
     after, _, _ = flight_case(game, bounced, [((116, 72), 0.9)])                   # 8 a step before the turn:
     assert (after[120:124, 72:74] == palette.red).all()                           # kept, from the frames before
@@ -304,11 +303,11 @@ def test_a_ball_in_flight_keeps_its_speed(game) -> None:
 
 def test_a_ball_turns_or_slows_as_drawn_where_a_brick_is(game) -> None:
     rising = [(121, 64), (113, 68), (105, 72), (97, 76)]                        # 8 rows up a step, under the bottom row
-    hole = ((89, 84), 0.3)                                                      # in the broken cell beyond brick 8
-    blocked, palette, _ = flight_case(game, rising, [((93, 78), 0.9), hole], broken=[(5, 9)])
-    assert (blocked[93:97, 78:80] == palette.red).all()
-    through, _, colour = flight_case(game, rising, [((93, 78), 0.9), hole], broken=[(5, 8), (5, 9)])
-    assert (through[89:93, 84:86] == colour[BRICK_ROW_RGB[5]]).all() and (through[93:97, 78:80] != palette.red).all()
+    hole = ((89, 80), 0.3)                                                      # in the broken cell beyond brick 8
+    blocked, palette, _ = flight_case(game, rising, [((93, 80), 0.9), hole], broken=[(5, 9)])
+    assert (blocked[93:97, 80:82] == palette.red).all()
+    through, _, colour = flight_case(game, rising, [((93, 80), 0.9), hole], broken=[(5, 8), (5, 9)])
+    assert (through[89:93, 80:82] == colour[BRICK_ROW_RGB[5]]).all() and (through[93:97, 80:82] != palette.red).all()
     straight_up = [(121, 81), (113, 82), (105, 83), (97, 84)]
     hit, _, _ = flight_case(game, straight_up, [((99, 85), 0.9), ((89, 85), 0.3)], breaks=(5, 9))   # it broke
     assert (hit[99:103, 85:87] == palette.red).all()                           # the brick above and turned on it
@@ -331,14 +330,14 @@ def test_a_ball_rising_off_the_paddle_is_never_taken_for_lost(game) -> None:
 
 def test_a_lost_ball_goes_on_its_way_at_its_speed_not_back_the_way_it_came(game) -> None:
     rising = [(150, 60), (142, 62), (134, 64), (126, 66)]                      # 8 rows up, 2 columns right a step
-    back_down, palette, _ = flight_case(game, rising, [((130, 68), 0.4), ((118, 72), 0.2)])   # unsure of both
-    assert (back_down[118:122, 72:74] == palette.red).all()
+    back_down, palette, _ = flight_case(game, rising, [((130, 68), 0.4), ((118, 68), 0.2)])   # unsure of both
+    assert (back_down[118:122, 68:70] == palette.red).all()
     assert (back_down[BRICK_ROWS[1]:PADDLE_ROWS[0]] == palette.red).sum() == 8
     nowhere_else, _, _ = flight_case(game, rising, [((130, 68), 0.4)])     # no column likely on its way: any
     assert (nowhere_else[118:122] == palette.red).sum() == 8 and (nowhere_else[130:134] != palette.red).all()
     falling = [(100, 60), (108, 62), (116, 64), (124, 66)]
-    up_again, _, _ = flight_case(game, falling, [((120, 68), 0.4), ((132, 70), 0.2)])
-    assert (up_again[132:136, 70:72] == palette.red).all()
+    up_again, _, _ = flight_case(game, falling, [((120, 68), 0.4), ((132, 68), 0.2)])
+    assert (up_again[132:136, 68:70] == palette.red).all()
     off_the_paddle = [(169, 58), (177, 60), (185, 62), (181, 64)]
     no_second_bounce, _, _ = flight_case(game, off_the_paddle, [((185, 66), 0.4), ((173, 68), 0.2)])
     assert (no_second_bounce[173:177, 68:70] == palette.red).all()
@@ -379,6 +378,15 @@ def test_a_ball_that_broke_a_brick_of_the_top_three_rows_bounces_off_it_at_full_
     assert (sped[89:93, 85:87] == colour[BRICK_ROW_RGB[5]]).all()             # 14 rows down, not 8
     assert (sped[83:87, 85:87] != colour[BRICK_ROW_RGB[4]]).all()
 
+
+
+def test_a_ball_in_flight_keeps_its_sideways_step_but_off_a_side_wall(game) -> None:
+    falling = [(108, 54), (116, 58), (124, 62), (132, 66)]                     # 4 columns right a step
+    kept, palette, _ = flight_case(game, falling, [((140, 74), 0.9)])          # drawn 8 columns on
+    assert (kept[140:144, 70:72] == palette.red).all() and (kept[140:144, 74:76] != palette.red).all()
+    at_the_wall = [(108, 134), (116, 138), (124, 142), (132, 146)]
+    bounced, _, _ = flight_case(game, at_the_wall, [((140, 142), 0.9)])       # off the right wall: as drawn
+    assert (bounced[140:144, 142:144] == palette.red).all()
 
 def test_a_ball_sped_up_past_8_rows_a_step_is_held_to_its_speed_unless_a_top_brick_went(game) -> None:
     falling = [(108, 54), (116, 58), (124, 62), (132, 66)]                     # 8 rows a step
