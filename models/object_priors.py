@@ -282,7 +282,7 @@ class BallPrior:
         pixels (B, R, W) of the last one. Above the paddle's rows and away from the side walls the
         real ball moves as many columns each step as the step before (99.9% of 4,698 steps of 8
         emulator games; 95% at a turn on a brick or the top wall); the decoder's changed its sideways
-        step in 12% of such steps and at 55% of its turns, so its ball wore the wall down elsewhere."""
+        step in 12% of such steps and at 55% of its turns."""
         if centres.shape[1] < 2:
             return frames
         before, last = centres[:, -2], centres[:, -1]
