@@ -9,6 +9,7 @@ import numpy as np
 
 FRAME_SHAPE = (210, 160)      # rows, columns of a frame
 BALL_PADDLE_RGB = (200, 72, 72)
+WALL_RGB = (142, 142, 142)     # the walls, the score, and the ball above the bricks
 FIELD_X = (8, 152)            # columns inside the side walls
 PADDLE_ROWS = (189, 193)      # the paddle is 4 rows tall
 BALL_ROWS = (32, 189)         # between the score area and the paddle

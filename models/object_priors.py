@@ -21,7 +21,8 @@ the objects look like and that they do not vanish, as the recordings show them.
 - ``BallPrior``: while the last frame shows the ball above the paddle, the next frame shows exactly
   one whole ball: where the decoder draws none, several or a piece of one, the likeliest ball-sized
   place within ``BALL_REACH`` px of the last one, clear of the standing bricks, is drawn (among the
-  bricks' rows in each row's colour, as the game draws it) and every other ball pixel is cleared.
+  bricks' rows in each row's colour and above them in the walls' grey, as the game draws it) and
+  every other ball pixel is cleared.
   A ball falling low above the paddle (from ``LOST_ROW``) may have been missed, so there it is kept
   only where the decoder gives that place at least ``CAUGHT_LOG_ODDS``; so is one that was low two
   frames before and out of view in the last (in the paddle's rows as it bounces: the recordings show
@@ -51,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from models.breakout_objects import (BALL_PADDLE_RGB, BALL_ROWS, BALL_SIZE, BALL_WIDTH, BRICK_ROW_RGB, BRICK_ROWS, BRICK_SIZE,
-                                     FIELD_X, FRAME_SHAPE, LOST_ROW, PADDLE_ROWS, PADDLE_WIDTHS)
+                                     FIELD_X, FRAME_SHAPE, LOST_ROW, PADDLE_ROWS, PADDLE_WIDTHS, WALL_RGB)
 
 MIN_SHOWN = 8       # px of the paddle left in view at the right wall (measured: 8-16 px shown there)
 BALL_REACH = 16     # px the ball may be drawn from its last place (the fastest recorded ball moves 14)
@@ -223,11 +224,12 @@ class BrickPrior:
 class BallPrior:
     """Keeps one whole ball in play above the paddle (see the module's docstring)."""
 
-    def __init__(self, colour: int, black: int, row_colours: list[int]):
+    def __init__(self, colour: int, black: int, row_colours: list[int], wall: int):
         self.colour, self.black = colour, black
         self.band = slice(BRICK_ROWS[0] - BALL_ROWS[0], BRICK_ROWS[1] - BALL_ROWS[0])   # the bricks' rows in the field
         rows = torch.full((BALL_ROWS[1] - BALL_ROWS[0],), colour, dtype=torch.long)
         rows[self.band] = torch.tensor(row_colours).repeat_interleave(BRICK_SIZE[0])
+        rows[:self.band.start] = wall                                # above the bricks Breakout draws it grey
         self.row_colour = rows                                      # (R,) the ball's colour in each row of the field
 
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -431,7 +433,8 @@ class BallPrior:
         whole. Also the pixels of whole cells, the standing bricks (B, R, W)."""
         cells = to_cells(field[:, self.band] != self.black)                       # (B, 6, 18, h, w)
         whole = cells.all(4, keepdim=True).all(3, keepdim=True).expand_as(cells)
-        mask, standing = field == self.colour, torch.zeros_like(field, dtype=torch.bool)
+        mask = field == self.row_colour.to(field.device)[None, :, None]
+        standing = torch.zeros_like(field, dtype=torch.bool)
         mask[:, self.band] = from_cells(cells & ~whole)
         standing[:, self.band] = from_cells(whole)
         return mask, standing
@@ -478,7 +481,7 @@ class BallPrior:
         region = frame[rows, cols]
         mask, standing = self.ball_mask(region[None])
         cleared = without_colour(field, self.colour)[0]                             # (R, W)
-        cleared[self.band] = self.black                                             # a broken brick's cell is black
+        cleared[:self.band.stop] = self.black                       # a broken brick's cell, and above the bricks
         region = torch.where(mask[0], cleared, region)
         if last is not None:
             height, width = BALL_SIZE
@@ -509,24 +512,25 @@ class BallPrior:
 class ObjectPriors:
     """The paddle, brick and ball priors, in turn, on a decoded frame."""
 
-    def __init__(self, num_colours: int, colour: int, black: int, row_colours: list[int], context_frames: int):
+    def __init__(self, num_colours: int, colour: int, black: int, row_colours: list[int], wall: int,
+                 context_frames: int):
         self.context_frames = context_frames
         self.paddle = PaddlePrior(colour)
         self.bricks = BrickPrior(black, num_colours)
-        self.ball = BallPrior(colour, black, row_colours)
+        self.ball = BallPrior(colour, black, row_colours, wall)
 
     @classmethod
     def for_frames(cls, palette: list[list[int]], shape: tuple[int, int] = FRAME_SHAPE,
                    context_frames: int = 4) -> ObjectPriors | None:
         """The priors for a model of frames of this palette and (rows, columns); None when the frames
-        are not Breakout's size or the palette lacks black or a colour of the bricks (the paddle's
-        is the top row's)."""
+        are not Breakout's size or the palette lacks black, the walls' grey or a colour of the bricks
+        (the paddle's is the top row's)."""
         where = {tuple(rgb): i for i, rgb in enumerate(palette)}
-        needed = [(0, 0, 0), *BRICK_ROW_RGB]
+        needed = [(0, 0, 0), WALL_RGB, *BRICK_ROW_RGB]
         if tuple(shape) != FRAME_SHAPE or any(rgb not in where for rgb in needed):
             return None
         return cls(len(palette), where[BALL_PADDLE_RGB], where[(0, 0, 0)], [where[rgb] for rgb in BRICK_ROW_RGB],
-                   context_frames)
+                   where[WALL_RGB], context_frames)
 
     def apply(self, indices: torch.Tensor, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Frame (B, H, W) palette indices decoded from logits (B, K, H, W) after context (B, C, H, W),

@@ -15,13 +15,15 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from models.breakout_objects import WALL_RGB
+
 DIGIT_ROWS = (5, 15)                 # the digits' rows at the top of the screen
 DIGIT_WIDTH = 12
 SCORE_COLUMNS = (36, 52, 68)         # the score's hundreds, tens and units
 LIVES_COLUMN = 100
 PLACES = SCORE_COLUMNS + (LIVES_COLUMN,)
 STEADY_STEPS = 2                     # a frame is read only where the score had not moved for this many steps
-DIGIT_RGB = (142, 142, 142)
+DIGIT_RGB = WALL_RGB
 
 
 def shown_digits(score: int, lives: int) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ import torch
 from models import breakout_objects as objects
 from models.atari import make_rgb_env
 from models.breakout_damage import Palette, draw_ball, erase_paddle_end, paddle_columns, remove_ball
-from models.breakout_objects import BALL_SIZE, BRICK_ROW_RGB, BRICK_ROWS, FIELD_X, LOST_ROW, PADDLE_ROWS
+from models.breakout_objects import BALL_SIZE, BRICK_ROW_RGB, BRICK_ROWS, FIELD_X, LOST_ROW, PADDLE_ROWS, WALL_RGB
 from models.frame_dataset import PaletteIndexer, palette_from_frames
 from models.object_priors import MIN_SHOWN, BallPrior, ObjectPriors, PaddlePrior, paddle_masks
 
@@ -269,6 +269,7 @@ def flight_case(game, path: list[tuple[int, int]], drawn_at: list[tuple[tuple[in
     for at in broken:
         empty[cell(*at)] = palette.black
     before = np.stack([draw_ball(empty, palette, *at) for at in path])
+    before[:, :BRICK_ROWS[0]][before[:, :BRICK_ROWS[0]] == palette.red] = colour[WALL_RGB]   # grey above the bricks
     if went is not None:
         empty[cell(*went)] = palette.black
         before[-1][cell(*went)] = palette.black
@@ -279,6 +280,7 @@ def flight_case(game, path: list[tuple[int, int]], drawn_at: list[tuple[tuple[in
     for (row, col), p in drawn_at:
         in_bricks = BRICK_ROWS[0] <= row < BRICK_ROWS[1]
         ball = colour[BRICK_ROW_RGB[(row - BRICK_ROWS[0]) // 6]] if in_bricks else palette.red
+        ball = colour[WALL_RGB] if row < BRICK_ROWS[0] else ball
         cells = probs[row:row + BALL_SIZE[0], col:col + BALL_SIZE[1]]
         cells[:] = 0.0
         cells[..., ball], cells[..., palette.black] = p, 1 - p
@@ -387,6 +389,17 @@ def test_a_ball_in_flight_keeps_its_sideways_step_but_off_a_side_wall(game) -> N
     at_the_wall = [(108, 134), (116, 138), (124, 142), (132, 146)]
     bounced, _, _ = flight_case(game, at_the_wall, [((140, 142), 0.9)])       # off the right wall: as drawn
     assert (bounced[140:144, 142:144] == palette.red).all()
+
+
+def test_above_the_bricks_the_ball_is_grey_as_breakout_draws_it(game) -> None:
+    falling = [(34, 60), (38, 62), (42, 64), (46, 66)]                        # off the top wall, 4 rows a step
+    drawn, palette, colour = flight_case(game, falling, [((50, 68), 0.4)])    # unsure of it
+    above = drawn[BRICK_ROWS[0] - 25:BRICK_ROWS[0], FIELD_X[0]:FIELD_X[1]]
+    assert (drawn[50:54, 68:70] == colour[WALL_RGB]).all() and (above == colour[WALL_RGB]).sum() == 8
+    assert (above == palette.red).sum() == 0
+    two, _, _ = flight_case(game, falling, [((50, 68), 0.9), ((40, 100), 0.8)])   # and a stray one: gone
+    above = two[BRICK_ROWS[0] - 25:BRICK_ROWS[0], FIELD_X[0]:FIELD_X[1]]
+    assert (two[50:54, 68:70] == colour[WALL_RGB]).all() and (above == colour[WALL_RGB]).sum() == 8
 
 def test_a_ball_sped_up_past_8_rows_a_step_is_held_to_its_speed_unless_a_top_brick_went(game) -> None:
     falling = [(108, 54), (116, 58), (124, 62), (132, 66)]                     # 8 rows a step
