@@ -429,7 +429,7 @@ class NeuralBreakoutEnv(gym.Env):
                 self._lit[:, -1] = lit_frames(nxt_rgb, self.reward_model.config.pool)[0]
             self._indices = torch.cat([self._indices[:, 1:], nxt[:, None]], dim=1)
             self._rgb = torch.cat([self._rgb[:, 1:], nxt_rgb[:, None]], dim=1)
-        self._frame = nxt_rgb[0].cpu().numpy()
+        self._frame = drawn if self.scoreboard is None else nxt_rgb[0].cpu().numpy()
         truncated = self._step >= self.max_episode_steps
         info = {"step": self._step, "codes": codes[0].cpu().numpy().astype(np.int64), "lives": self.lives,
                 "score": self.score}

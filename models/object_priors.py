@@ -63,7 +63,7 @@ BRICK_DRAWN_SHARE = 0.5   # a brick cell drawn at least this lit is drawn whole,
 # 7.8%, but in closed-loop play the neural game then lost 3.6 times the emulator's balls, not 2.0).
 CAUGHT_LOG_ODDS = -5.0
 KEPT_SPEED = 8     # rows a step: a ball is held to its speed up to this, faster is left to the decoder
-FASTEST_BALL = 14  # rows a step of the fastest recorded ball: a lost ball is redrawn at up to this speed
+FASTEST_BALL = 14  # rows a step of the fastest recorded ball: a lost or bounced ball goes on at up to this
 # The real ball speeds up past KEPT_SPEED only as it breaks a brick of the top three rows (every such
 # speed-up of 8 emulator games x 1,000 steps); the decoder did so 8 times as often, anywhere.
 SPEED_UP_ROWS = 3
@@ -403,8 +403,9 @@ class BallPrior:
     def lost_flight(self, centres: torch.Tensor, last: torch.Tensor, way: torch.Tensor) -> torch.Tensor:
         """(B, 2) the row (column NaN: any) a ball the decoder lost, or drew in pieces or standing
         still, is redrawn at, given its centre rows in the context frames (B, C; NaN: none), its last
-        centre (B, 2) and its ``heading`` (B,): on its way at its speed (``flight_speed``), rising (``fly_on`` checks that
-        no brick stands in its path) or falling short of the paddle; NaN where its way is not known.
+        centre (B, 2) and its ``heading`` (B,): on its way at its speed (``flight_speed``), rising
+        (``fly_on`` checks that no brick stands in its path) or falling short of the paddle; NaN where
+        its way is not known.
         Left to the likeliest place anywhere near, such a ball was often put back the way it came: a
         second bounce off the paddle, or a turn in mid-field."""
         if centres.shape[1] < 2:
